@@ -1,0 +1,117 @@
+//! `tachigo-bench`: the load-test binary for tachigo-auth.
+//!
+//! Parses the CLI, runs one scenario through the closed-loop driver (optionally
+//! preceded by the baseline scenario in the same process, so its throughput can
+//! be reported as a ratio to the baseline) and prints the report. Adding a
+//! scenario means one file in `scenarios/`, one `ScenarioName` variant and one
+//! match arm in `run_scenario`.
+
+mod driver;
+mod http;
+mod report;
+mod scenarios;
+
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
+use reqwest::Url;
+
+use crate::report::Report;
+use crate::scenarios::baseline::Baseline;
+
+#[derive(Parser)]
+#[command(version, about = "Load tests for tachigo-auth")]
+struct Cli {
+    /// Scenario to run.
+    #[arg(value_enum)]
+    scenario: ScenarioName,
+    #[command(flatten)]
+    options: Options,
+    /// First run the baseline scenario with the same settings, then report the
+    /// scenario's throughput as a ratio to the baseline's.
+    #[arg(long)]
+    with_baseline: bool,
+    /// Print one JSON object per report (one line each) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScenarioName {
+    /// Bare warp endpoint embedded in this process: the reference figure.
+    Baseline,
+}
+
+/// Settings shared by every scenario; passed to `Scenario::setup` and the driver.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Target server of HTTP scenarios (loopback only). The baseline always
+    /// drives its own embedded endpoint.
+    #[arg(long, value_parser = http::parse_loopback_url)]
+    pub url: Option<Url>,
+    /// Number of concurrent closed-loop workers.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Measured duration in seconds (after the warmup).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration: u64,
+    /// Warmup in seconds: load is applied but not recorded.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Number of distinct users a scenario spreads its load over (scenario default if absent).
+    #[arg(long)]
+    pub users: Option<u64>,
+}
+
+impl Options {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.duration)
+    }
+
+    pub fn warmup(&self) -> Duration {
+        Duration::from_secs(self.warmup)
+    }
+}
+
+async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<Report> {
+    match name {
+        ScenarioName::Baseline => driver::run::<Baseline>(options).await,
+    }
+}
+
+fn print(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.scenario == ScenarioName::Baseline
+        && (cli.options.url.is_some() || cli.options.users.is_some())
+    {
+        Cli::command()
+            .error(
+                ErrorKind::ArgumentConflict,
+                "the baseline drives its own embedded endpoint: it takes neither --url nor --users",
+            )
+            .exit();
+    }
+    let baseline = if cli.with_baseline {
+        let report = driver::run::<Baseline>(&cli.options).await?;
+        print(&report, cli.json)?;
+        Some(report)
+    } else {
+        None
+    };
+    let mut report = run_scenario(cli.scenario, &cli.options).await?;
+    if let Some(baseline) = baseline {
+        report.ratio_to_baseline = Some(report.throughput_per_s / baseline.throughput_per_s);
+    }
+    print(&report, cli.json)
+}

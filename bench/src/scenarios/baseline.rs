@@ -1,0 +1,73 @@
+//! The baseline: a bare warp endpoint in this process, driven over HTTP.
+//!
+//! `GET /baseline` on 127.0.0.1 (ephemeral port) answers a fixed 600-byte JSON
+//! body built once. It measures what this machine, the HTTP stack and the
+//! load generator can do with no application work, so every HTTP scenario is
+//! reported as a ratio to the baseline measured in the same run.
+
+use reqwest::{Client, StatusCode, Url};
+use tokio::task::AbortHandle;
+use warp::hyper::body::Bytes;
+use warp::Filter;
+
+use crate::driver::Scenario;
+use crate::{http, Options};
+
+const BODY_LEN: usize = 600;
+
+pub struct Baseline {
+    client: Client,
+    url: Url,
+    server: AbortHandle,
+}
+
+/// A JSON object of exactly `BODY_LEN` bytes.
+fn body() -> Bytes {
+    let shape = |pad: &str| serde_json::json!({ "ok": true, "pad": pad }).to_string();
+    let body = shape(&"x".repeat(BODY_LEN - shape("").len()));
+    assert_eq!(body.len(), BODY_LEN);
+    Bytes::from(body)
+}
+
+impl Scenario for Baseline {
+    const NAME: &'static str = "baseline";
+
+    async fn setup(options: &Options) -> anyhow::Result<Self> {
+        let body = body();
+        let route = warp::get().and(warp::path("baseline")).map(move || {
+            warp::http::Response::builder()
+                .header(warp::http::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        });
+        let (addr, server) = warp::serve(route).try_bind_ephemeral(([127, 0, 0, 1], 0))?;
+        let server = tokio::spawn(server).abort_handle();
+        Ok(Baseline {
+            client: http::client(options.concurrency)?,
+            url: Url::parse(&format!("http://{addr}/baseline"))?,
+            server,
+        })
+    }
+
+    async fn step(&self, _worker: usize, _iteration: u64) -> Result<(), String> {
+        let response = self
+            .client
+            .get(self.url.clone())
+            .send()
+            .await
+            .map_err(|e| http::error_kind(&e))?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("status {}", response.status().as_u16()));
+        }
+        let body = response.bytes().await.map_err(|e| http::error_kind(&e))?;
+        if body.len() != BODY_LEN {
+            return Err("body length".to_string());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}

@@ -1,0 +1,3 @@
+//! The load scenarios, one per file; each implements `driver::Scenario`.
+
+pub mod baseline;

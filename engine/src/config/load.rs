@@ -1,0 +1,357 @@
+//! Loading: TOML file, then `TACHIGO__SECTION__KEY` overrides, then validation.
+//!
+//! Every refusal names the key at fault, so an operator can fix it without
+//! reading code.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use thiserror::Error;
+
+use super::Config;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+const ENV_PREFIX: &str = "TACHIGO__";
+
+/// Loads the configuration from an optional file and the given environment
+/// (pass `std::env::vars()`), with secret files read and every value checked.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+        }
+        None => toml::Table::new(),
+    };
+    let mut overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    overrides.sort();
+    for (var, value) in overrides {
+        apply_env_override(&mut table, &var, &value)?;
+    }
+    let mut config: Config =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            let key = if path == "." {
+                "(top level)".to_string()
+            } else {
+                path
+            };
+            invalid(key, e.into_inner().to_string())
+        })?;
+    resolve_secret_files(&mut config)?;
+    validate(&config)?;
+    Ok(config)
+}
+
+/// `TACHIGO__DASHBOARD__ALLOW_SIGNUP=true` sets `dashboard.allow_signup = true`.
+/// The value is read as a TOML value when it is one (booleans, numbers, arrays,
+/// quoted strings) and as a plain string otherwise (`15m`, `127.0.0.1:8080`).
+fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::Env {
+            var: var.into(),
+            message: "expected TACHIGO__SECTION__KEY".into(),
+        });
+    }
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => match t.remove("v") {
+            Some(toml::Value::Datetime(_)) | None => toml::Value::String(raw.into()),
+            Some(v) => v,
+        },
+        Err(_) => toml::Value::String(raw.into()),
+    };
+    let (last, parents) = path.split_last().expect("path is not empty");
+    let mut cursor = table;
+    for (depth, part) in parents.iter().enumerate() {
+        let entry = cursor
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cursor = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
+            var: var.into(),
+            message: format!("`{}` is not a section", path[..=depth].join(".")),
+        })?;
+    }
+    cursor.insert(last.clone(), value);
+    Ok(())
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end().to_string())
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
+    for (i, secret) in config.extension.secrets.iter_mut().enumerate() {
+        if let Some(path) = &secret.secret_file {
+            secret.secret = read_secret_file(&format!("extension.secrets[{i}].secret_file"), path)?;
+        }
+    }
+    for (name, provider) in config.oauth.providers.iter_mut() {
+        if let Some(path) = &provider.client_secret_file {
+            provider.client_secret =
+                read_secret_file(&format!("oauth.providers.{name}.client_secret_file"), path)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_url(key: &str, value: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(value)
+        .map_err(|e| invalid(key, format!("`{value}` is not an absolute URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(
+            key,
+            format!("`{value}` must be an http(s) URL with a host"),
+        ));
+    }
+    Ok(url)
+}
+
+fn check_positive(key: &str, d: super::ConfigDuration) -> Result<(), ConfigError> {
+    if d.0.is_zero() {
+        return Err(invalid(key, "must be longer than zero"));
+    }
+    Ok(())
+}
+
+fn validate(config: &Config) -> Result<(), ConfigError> {
+    check_url("server.public_url", &config.server.public_url)?;
+    check_url("oauth.frontend_url", &config.oauth.frontend_url)?;
+    for (i, origin) in config.server.trusted_origins.iter().enumerate() {
+        check_url(&format!("server.trusted_origins[{i}]"), origin)?;
+    }
+    for (key, value) in [
+        ("oauth.default_callback", &config.oauth.default_callback),
+        ("oauth.error_callback", &config.oauth.error_callback),
+    ] {
+        if !value.starts_with('/') || value.starts_with("//") {
+            check_url(key, value)?;
+        }
+    }
+    let t = &config.tokens;
+    check_positive("tokens.access_ttl", t.access_ttl)?;
+    check_positive("tokens.refresh_idle_ttl", t.refresh_idle_ttl)?;
+    check_positive("tokens.session_absolute_ttl", t.session_absolute_ttl)?;
+    check_positive("oauth.session_ttl", config.oauth.session_ttl)?;
+    check_positive("engine.idle_passivation", config.engine.idle_passivation)?;
+    if t.refresh_grace >= t.refresh_idle_ttl {
+        return Err(invalid(
+            "tokens.refresh_grace",
+            "must be shorter than tokens.refresh_idle_ttl",
+        ));
+    }
+    if config.engine.max_live_actors == 0 {
+        return Err(invalid("engine.max_live_actors", "must be at least 1"));
+    }
+    for (i, id) in config.extension.client_ids.iter().enumerate() {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(invalid(
+                format!("extension.client_ids[{i}]"),
+                format!("`{id}` is not a Twitch client id (letters and digits only)"),
+            ));
+        }
+    }
+    for (i, secret) in config.extension.secrets.iter().enumerate() {
+        let key = format!("extension.secrets[{i}]");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(secret.secret.trim())
+            .map_err(|e| invalid(format!("{key}.secret"), format!("is not base64: {e}")))?;
+        if decoded.len() < 16 {
+            return Err(invalid(
+                format!("{key}.secret"),
+                "is shorter than 16 bytes once decoded",
+            ));
+        }
+        if let Some(at) = &secret.expires_at {
+            humantime::parse_rfc3339_weak(at).map_err(|e| {
+                invalid(
+                    format!("{key}.expires_at"),
+                    format!("`{at}` is not an RFC 3339 time: {e}"),
+                )
+            })?;
+        }
+    }
+    for (name, provider) in &config.oauth.providers {
+        let key = format!("oauth.providers.{name}");
+        if provider.client_id.is_empty() {
+            return Err(invalid(format!("{key}.client_id"), "is required"));
+        }
+        if provider.client_secret.is_empty() {
+            return Err(invalid(
+                format!("{key}.client_secret"),
+                "is required (or client_secret_file)",
+            ));
+        }
+        match (name.as_str(), &provider.issuer) {
+            ("google" | "twitch", _) => {}
+            (_, Some(issuer)) => {
+                check_url(&format!("{key}.issuer"), issuer)?;
+            }
+            (_, None) => {
+                return Err(invalid(
+                    format!("{key}.issuer"),
+                    "is required for a generic OpenID Connect provider",
+                ))
+            }
+        }
+    }
+    for (i, p) in config.oauth.trusted_providers.iter().enumerate() {
+        if !config.oauth.providers.contains_key(p) {
+            return Err(invalid(
+                format!("oauth.trusted_providers[{i}]"),
+                format!("`{p}` is not a configured provider"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_run_without_a_file() {
+        let c = load(None, env(&[])).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.tokens.access_ttl.as_secs(), 900);
+        assert_eq!(c.tokens.refresh_idle_ttl.as_secs(), 14 * 86_400);
+        assert!(c.dashboard.refresh_body_fallback);
+        assert!(!c.dashboard.allow_signup);
+    }
+
+    #[test]
+    fn file_values_and_env_overrides_apply_in_that_order() {
+        let f = file("[dashboard]\nallow_signup = false\n[tokens]\naccess_ttl = \"5m\"\n");
+        let c = load(
+            Some(f.path()),
+            env(&[
+                ("TACHIGO__DASHBOARD__ALLOW_SIGNUP", "true"),
+                ("TACHIGO__SERVER__LISTEN", "127.0.0.1:9999"),
+                ("TACHIGO__ENGINE__MAX_LIVE_ACTORS", "42"),
+                (
+                    "TACHIGO__SERVER__TRUSTED_ORIGINS",
+                    "[\"http://a.test\", \"http://b.test\"]",
+                ),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.dashboard.allow_signup);
+        assert_eq!(c.tokens.access_ttl.as_secs(), 300);
+        assert_eq!(c.server.listen.port(), 9999);
+        assert_eq!(c.engine.max_live_actors, 42);
+        assert_eq!(
+            c.server.trusted_origins,
+            vec!["http://a.test", "http://b.test"]
+        );
+    }
+
+    fn refusal(text: &str, vars: &[(&str, &str)]) -> String {
+        let f = file(text);
+        load(Some(f.path()), env(vars)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_naming_the_key() {
+        let e = refusal("[dashboard]\nalow_signup = true\n", &[]);
+        assert!(e.contains("dashboard") && e.contains("alow_signup"), "{e}");
+        let e = refusal("[bogus]\nx = 1\n", &[]);
+        assert!(e.contains("bogus"), "{e}");
+        let e = refusal("[tokens]\naccess_ttl = \"fifteen\"\n", &[]);
+        assert!(e.contains("tokens.access_ttl"), "{e}");
+        let e = refusal("[server]\nlisten = \"nope\"\n", &[]);
+        assert!(e.contains("server.listen"), "{e}");
+        let e = refusal("", &[("TACHIGO__DASHBOARD__ALLOW_SIGNUP", "maybe")]);
+        assert!(e.contains("dashboard.allow_signup"), "{e}");
+        let e = refusal("", &[("TACHIGO__NOPE__X", "1")]);
+        assert!(e.contains("nope"), "{e}");
+        let e = refusal("[engine]\nmax_live_actors = 0\n", &[]);
+        assert!(e.contains("engine.max_live_actors"), "{e}");
+        let e = refusal("[[extension.secrets]]\nsecret = \"%%%\"\n", &[]);
+        assert!(e.contains("extension.secrets[0].secret"), "{e}");
+        let e = refusal("[storage]\ndurability = \"sometimes\"\n", &[]);
+        assert!(e.contains("storage.durability"), "{e}");
+        let e = refusal(
+            "[oauth.providers.corp]\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+            &[],
+        );
+        assert!(e.contains("oauth.providers.corp.issuer"), "{e}");
+        let e = refusal("[server]\npublic_url = \"localhost\"\n", &[]);
+        assert!(e.contains("server.public_url"), "{e}");
+        let e = refusal("not toml = = =", &[]);
+        assert!(e.contains("not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let secret = file("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0\n");
+        let f = file(&format!(
+            "[[extension.secrets]]\nsecret_file = \"{}\"\n",
+            secret.path().display()
+        ));
+        let c = load(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(
+            c.extension.secrets[0].secret,
+            "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
+        );
+        let e = refusal(
+            "[[extension.secrets]]\nsecret_file = \"/nonexistent/secret\"\n",
+            &[],
+        );
+        assert!(e.contains("extension.secrets[0].secret_file"), "{e}");
+    }
+}

@@ -1,0 +1,209 @@
+//! The operators' configuration: one TOML file, `TACHIGO__SECTION__KEY` environment
+//! overrides, and a default for every key that runs on localhost.
+//!
+//! The types live here so every crate reads the same settings; [`load`] turns a
+//! file and an environment into a validated [`Config`], and [`deployment`] checks
+//! that the configured hosts and cookies can actually work together.
+
+pub mod deployment;
+mod duration;
+mod load;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use duration::ConfigDuration;
+pub use load::{load, ConfigError};
+
+/// Every setting of the server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub listen: ListenConfig,
+    pub cookies: CookieConfig,
+    pub tokens: TokenConfig,
+    pub dashboard: DashboardConfig,
+    pub extension: ExtensionConfig,
+    pub oauth: OAuthConfig,
+    pub engine: EngineSettings,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    pub trusted_origins: Vec<String>,
+    pub trust_proxy: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".parse().expect("a valid default address"),
+            data_dir: PathBuf::from("./data"),
+            public_url: "http://localhost:8080".into(),
+            trusted_origins: vec!["http://localhost:3000".into()],
+            trust_proxy: false,
+        }
+    }
+}
+
+/// Optional dedicated listeners, one per contract.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    pub dashboard: Option<SocketAddr>,
+    pub extension: Option<SocketAddr>,
+    pub oauth: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieConfig {
+    pub secure: bool,
+    /// Empty means host-only cookies.
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    pub access_ttl: ConfigDuration,
+    pub refresh_idle_ttl: ConfigDuration,
+    pub session_absolute_ttl: ConfigDuration,
+    pub refresh_grace: ConfigDuration,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            access_ttl: ConfigDuration::from_secs(15 * 60),
+            refresh_idle_ttl: ConfigDuration::from_secs(14 * 86_400),
+            session_absolute_ttl: ConfigDuration::from_secs(90 * 86_400),
+            refresh_grace: ConfigDuration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    pub allow_signup: bool,
+    pub refresh_body_fallback: bool,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            allow_signup: false,
+            refresh_body_fallback: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtensionConfig {
+    pub client_ids: Vec<String>,
+    pub allow_anonymous: bool,
+    pub secrets: Vec<ExtensionSecret>,
+}
+
+/// One Twitch Extension secret (base64, as the Twitch console shows it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtensionSecret {
+    pub secret: String,
+    /// Read the secret from this file instead (trailing whitespace trimmed).
+    pub secret_file: Option<PathBuf>,
+    /// RFC 3339; after it the secret no longer verifies.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    pub frontend_url: String,
+    pub default_callback: String,
+    pub error_callback: String,
+    pub session_ttl: ConfigDuration,
+    pub update_age: ConfigDuration,
+    pub trusted_providers: Vec<String>,
+    pub providers: std::collections::BTreeMap<String, ProviderConfig>,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            frontend_url: "http://localhost:3000".into(),
+            default_callback: "/dashboard".into(),
+            error_callback: "/auth/error".into(),
+            session_ttl: ConfigDuration::from_secs(7 * 86_400),
+            update_age: ConfigDuration::from_secs(86_400),
+            trusted_providers: Vec::new(),
+            providers: Default::default(),
+        }
+    }
+}
+
+/// A social provider. `google` and `twitch` know their endpoints; any other name
+/// is a generic OpenID Connect provider and needs `issuer`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub client_secret_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    pub idle_passivation: ConfigDuration,
+    pub max_live_actors: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            idle_passivation: ConfigDuration::from_secs(600),
+            max_live_actors: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityMode {
+    GroupCommit,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub durability: DurabilityMode,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            durability: DurabilityMode::GroupCommit,
+        }
+    }
+}
+
+impl Config {
+    /// Where the sled database lives inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.server.data_dir.join("db")
+    }
+}

@@ -1,0 +1,657 @@
+//! [`Engine`]: the handle every frontend and the CLI talk to.
+//!
+//! It routes per-user requests to the user's actor (retrying transparently when
+//! an actor was passivated under a message), and does the few things that are not
+//! per-user: creating users and claiming unique emails and provider accounts,
+//! password checks, token signing, and background maintenance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::RpcReplyPort;
+use tachigo_storage::{AuditEvent, LinkedAccount, StorageError, Store, UnixMillis, UserRecord};
+
+use crate::access_token::AccessClaims;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::keyring::KeyRing;
+use crate::messages::*;
+use crate::opaque_token;
+use crate::password::{self, Passwords};
+use crate::router::Router;
+use crate::user_actor::audit_event;
+use crate::EngineError;
+
+/// The engine's settings in the units it works in.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// `iss` of every token this engine signs.
+    pub issuer: String,
+    pub access_ttl_ms: i64,
+    pub refresh_idle_ttl_ms: i64,
+    pub session_absolute_ttl_ms: i64,
+    pub refresh_grace_ms: i64,
+    pub web_session_ttl_ms: i64,
+    pub web_update_age_ms: i64,
+    pub idle_passivation: Duration,
+    pub max_live_actors: usize,
+    /// How many argon2 computations may run at once.
+    pub password_concurrency: usize,
+}
+
+impl EngineOptions {
+    pub fn from_config(config: &Config) -> EngineOptions {
+        let t = &config.tokens;
+        EngineOptions {
+            issuer: config.server.public_url.trim_end_matches('/').to_string(),
+            access_ttl_ms: t.access_ttl.as_millis_i64(),
+            refresh_idle_ttl_ms: t.refresh_idle_ttl.as_millis_i64(),
+            session_absolute_ttl_ms: t.session_absolute_ttl.as_millis_i64(),
+            refresh_grace_ms: t.refresh_grace.as_millis_i64(),
+            web_session_ttl_ms: config.oauth.session_ttl.as_millis_i64(),
+            web_update_age_ms: config.oauth.update_age.as_millis_i64(),
+            idle_passivation: config.engine.idle_passivation.0,
+            max_live_actors: config.engine.max_live_actors,
+            password_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// What the actors share.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) options: EngineOptions,
+    pub(crate) router: Router,
+    clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> UnixMillis {
+        self.clock.now_ms()
+    }
+
+    /// Appends an audit event; a failure is logged, never fails the request it records.
+    pub(crate) async fn audit(
+        &self,
+        kind: &str,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+        detail: &str,
+    ) {
+        let event = audit_event(kind, user_id, session_id, detail, self.now());
+        if let Err(e) = self.store.audit(&event).await {
+            tracing::error!(error = %e, kind, "could not write an audit event");
+        }
+    }
+}
+
+/// A provider identity as asserted by a verified provider response.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderIdentity {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub image: Option<String>,
+}
+
+/// A new user to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password: Option<String>,
+    pub roles: Vec<String>,
+}
+
+/// The handle to the engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    keys: KeyRing,
+    passwords: Passwords,
+}
+
+/// Lower-cases and checks an email address.
+pub fn normalize_email(email: &str) -> Result<String, EngineError> {
+    let email = email.trim().to_ascii_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && email.matches('@').count() == 1
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(EngineError::InvalidEmail)
+    }
+}
+
+/// Checks a role name: 1–32 of `[a-z0-9_-]`.
+pub fn valid_role(role: &str) -> bool {
+    (1..=32).contains(&role.len())
+        && role
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+impl Engine {
+    /// Starts the engine over an open store, with the system clock.
+    pub async fn start(store: Store, options: EngineOptions) -> Result<Engine, EngineError> {
+        Engine::start_with_clock(store, options, Arc::new(SystemClock)).await
+    }
+
+    /// Starts the engine with a given clock (tests move a manual clock).
+    pub async fn start_with_clock(
+        store: Store,
+        options: EngineOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        let now = clock.now_ms();
+        let longest_token = options.access_ttl_ms;
+        let keys = KeyRing::load_or_create(&store, now, longest_token).await?;
+        let passwords = Passwords::new(options.password_concurrency);
+        let shared = Arc::new(Shared {
+            router: Router::new(options.idle_passivation, options.max_live_actors),
+            store,
+            options,
+            clock,
+        });
+        tokio::spawn(maintenance(Arc::downgrade(&shared)));
+        Ok(Engine {
+            shared,
+            keys,
+            passwords,
+        })
+    }
+
+    pub fn now(&self) -> UnixMillis {
+        self.shared.now()
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.shared.options
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The storage handle, for operator tooling and tests that inspect what was stored.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Actors live or activating right now.
+    pub fn live_actors(&self) -> usize {
+        self.shared.router.live_count()
+    }
+
+    /// Sends a request to the user's actor, reactivating and redelivering when the
+    /// actor was passivated with the request queued.
+    async fn call<R: Send + 'static>(
+        &self,
+        user_id: &str,
+        build: impl Fn(RpcReplyPort<R>) -> UserMsg,
+    ) -> Result<R, EngineError> {
+        for attempt in 0..16 {
+            let actor = self.shared.router.actor_for(user_id, &self.shared).await?;
+            match actor.call(&build, None).await {
+                Ok(CallResult::Success(reply)) => return Ok(reply),
+                _ => {
+                    self.shared.router.forget(user_id, &actor);
+                    if attempt > 2 {
+                        tokio::time::sleep(Duration::from_millis(1 << attempt.min(6))).await;
+                    }
+                }
+            }
+        }
+        Err(EngineError::Unavailable)
+    }
+
+    // ----- users -----
+
+    /// Creates a user with a unique email (if any) and an optional password.
+    pub async fn create_user(&self, new: NewUser) -> Result<UserRecord, EngineError> {
+        let email = new.email.as_deref().map(normalize_email).transpose()?;
+        if let Some(role) = new.roles.iter().find(|r| !valid_role(r)) {
+            return Err(EngineError::WeakPassword(invalid_role_message(role)));
+        }
+        let password_hash = match &new.password {
+            Some(p) => {
+                password::check_policy(p, email.as_deref())?;
+                // Fail fast on a taken email before spending a hash on it.
+                if let Some(e) = &email {
+                    if self.shared.store.user_id_by_email(e)?.is_some() {
+                        return Err(EngineError::EmailTaken);
+                    }
+                }
+                Some(self.passwords.hash(p).await?)
+            }
+            None => None,
+        };
+        let now = self.now();
+        let user = UserRecord {
+            id: opaque_token::new_id(),
+            email,
+            email_verified: false,
+            name: new
+                .name
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty()),
+            image: None,
+            password_hash,
+            roles: new.roles,
+            accounts: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.shared
+            .store
+            .create_user(&user)
+            .await
+            .map_err(|e| match e {
+                StorageError::EmailTaken => EngineError::EmailTaken,
+                other => other.into(),
+            })?;
+        self.shared
+            .audit("user_created", Some(&user.id), None, "")
+            .await;
+        Ok(user)
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<UserRecord, EngineError> {
+        self.call(user_id, UserMsg::GetUser).await
+    }
+
+    pub fn user_id_by_email(&self, email: &str) -> Result<Option<String>, EngineError> {
+        let email = normalize_email(email)?;
+        Ok(self.shared.store.user_id_by_email(&email)?)
+    }
+
+    /// Checks an email and password; unknown emails cost the same as wrong passwords.
+    pub async fn verify_password(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<UserRecord, EngineError> {
+        let user = match normalize_email(email)
+            .ok()
+            .map(|e| self.shared.store.user_id_by_email(&e))
+        {
+            Some(Ok(Some(id))) => Some(self.user(&id).await?),
+            Some(Err(e)) => return Err(e.into()),
+            _ => None,
+        };
+        let phc = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        let too_long = password.len() > password::MAX_PASSWORD_BYTES;
+        let matched = self
+            .passwords
+            .verify(if too_long { "" } else { password }, phc)
+            .await?;
+        match user {
+            Some(user) if matched && !too_long => Ok(user),
+            _ => {
+                metrics::counter!("tachigo_login_failures_total").increment(1);
+                Err(EngineError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Hashes and stores a new password for a user.
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        password: &str,
+    ) -> Result<UserRecord, EngineError> {
+        let user = self.user(user_id).await?;
+        password::check_policy(password, user.email.as_deref())?;
+        let hash = self.passwords.hash(password).await?;
+        self.call(user_id, |reply| UserMsg::SetPassword {
+            password_hash: hash.clone(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Finds the user linked to a provider identity, or links it to the user with
+    /// the same verified email (only when `email_link_allowed`: a trusted provider
+    /// asserting a verified email), or creates a new user. Returns `(user, created)`.
+    pub async fn find_or_create_by_account(
+        &self,
+        identity: &ProviderIdentity,
+        email_link_allowed: bool,
+    ) -> Result<(UserRecord, bool), EngineError> {
+        let store = &self.shared.store;
+        let email = identity
+            .email
+            .as_deref()
+            .and_then(|e| normalize_email(e).ok());
+        let verified_email = email.clone().filter(|_| identity.email_verified);
+        for _ in 0..4 {
+            if let Some(id) = store.user_id_by_account(&identity.provider, &identity.subject)? {
+                return Ok((self.user(&id).await?, false));
+            }
+            if let Some(email) = &verified_email {
+                if let Some(existing_id) = store.user_id_by_email(email)? {
+                    let existing = self.user(&existing_id).await?;
+                    if !(email_link_allowed && existing.email_verified) {
+                        return Err(EngineError::AccountNotLinked);
+                    }
+                    let user = self.link_account(&existing_id, identity).await?;
+                    return Ok((user, false));
+                }
+            }
+            let now = self.now();
+            let user = UserRecord {
+                id: opaque_token::new_id(),
+                email: verified_email.clone(),
+                email_verified: verified_email.is_some(),
+                name: identity.name.clone(),
+                image: identity.image.clone(),
+                password_hash: None,
+                roles: Vec::new(),
+                accounts: vec![linked_account(identity, email.clone(), now)],
+                created_at: now,
+                updated_at: now,
+            };
+            match store.create_user(&user).await {
+                Ok(()) => {
+                    let detail = format!("via provider {}", identity.provider);
+                    self.shared
+                        .audit("user_created", Some(&user.id), None, &detail)
+                        .await;
+                    return Ok((user, true));
+                }
+                // Someone else claimed the account or email first: look again.
+                Err(StorageError::AccountTaken | StorageError::EmailTaken) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Unavailable)
+    }
+
+    /// Links a provider identity to an existing user.
+    pub async fn link_account(
+        &self,
+        user_id: &str,
+        identity: &ProviderIdentity,
+    ) -> Result<UserRecord, EngineError> {
+        let account = linked_account(identity, identity.email.clone(), self.now());
+        self.call(user_id, |reply| UserMsg::LinkAccount {
+            account: account.clone(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Unlinks a provider (optionally one subject of it); refuses the last way to sign in.
+    pub async fn unlink_account(
+        &self,
+        user_id: &str,
+        provider: &str,
+        subject: Option<&str>,
+    ) -> Result<UserRecord, EngineError> {
+        self.call(user_id, |reply| UserMsg::UnlinkAccount {
+            provider: provider.to_string(),
+            subject: subject.map(str::to_string),
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn set_roles(
+        &self,
+        user_id: &str,
+        roles: Vec<String>,
+    ) -> Result<UserRecord, EngineError> {
+        if let Some(role) = roles.iter().find(|r| !valid_role(r)) {
+            return Err(EngineError::WeakPassword(invalid_role_message(role)));
+        }
+        let mut roles = roles;
+        roles.sort();
+        roles.dedup();
+        let user = self
+            .call(user_id, |reply| UserMsg::SetRoles {
+                roles: roles.clone(),
+                reply,
+            })
+            .await??;
+        self.shared
+            .audit("roles_set", Some(user_id), None, &user.roles.join(","))
+            .await;
+        Ok(user)
+    }
+
+    // ----- sessions -----
+
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        new: NewSession,
+    ) -> Result<CreatedSession, EngineError> {
+        self.call(user_id, |reply| UserMsg::CreateSession {
+            new: new.clone(),
+            reply,
+        })
+        .await?
+    }
+
+    /// The user an opaque token's session belongs to, without a scan.
+    fn owner_of(&self, session_id: &str) -> Result<Option<String>, EngineError> {
+        Ok(self.shared.store.session_owner(session_id)?)
+    }
+
+    /// Presents a dashboard refresh token: rotates it, answers a grace replay, or
+    /// detects reuse and revokes the family.
+    pub async fn rotate_refresh_token(&self, token: &str) -> Result<Rotated, EngineError> {
+        let parsed = opaque_token::parse(token).ok_or(EngineError::InvalidRefreshToken)?;
+        let user_id = self
+            .owner_of(&parsed.session_id)?
+            .ok_or(EngineError::InvalidRefreshToken)?;
+        self.call(&user_id, |reply| UserMsg::Rotate {
+            session_id: parsed.session_id.clone(),
+            presented: parsed.hash,
+            reply,
+        })
+        .await?
+    }
+
+    /// Ends the dashboard session of a refresh token. `Ok(false)`: not a known token.
+    pub async fn logout_refresh_token(&self, token: &str) -> Result<bool, EngineError> {
+        let Some(parsed) = opaque_token::parse(token) else {
+            return Ok(false);
+        };
+        let Some(user_id) = self.owner_of(&parsed.session_id)? else {
+            return Ok(false);
+        };
+        self.call(&user_id, |reply| UserMsg::Logout {
+            session_id: parsed.session_id.clone(),
+            presented: parsed.hash,
+            reply,
+        })
+        .await?
+    }
+
+    /// Reads a web session by its cookie token (sliding its expiry when due).
+    pub async fn session_by_token(&self, token: &str) -> Result<SessionRead, EngineError> {
+        let parsed = opaque_token::parse(token).ok_or(EngineError::SessionInvalid)?;
+        let user_id = self
+            .owner_of(&parsed.session_id)?
+            .ok_or(EngineError::SessionInvalid)?;
+        self.call(&user_id, |reply| UserMsg::ReadSession {
+            session_id: parsed.session_id.clone(),
+            token: Some(parsed.hash),
+            reply,
+        })
+        .await?
+    }
+
+    /// Checks that a session named by a verified access token is still live.
+    pub async fn live_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<SessionRead, EngineError> {
+        self.call(user_id, |reply| UserMsg::ReadSession {
+            session_id: session_id.to_string(),
+            token: None,
+            reply,
+        })
+        .await?
+        .map_err(|e| match e {
+            EngineError::UserNotFound => EngineError::SessionInvalid,
+            other => other,
+        })
+    }
+
+    pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, EngineError> {
+        self.call(user_id, UserMsg::ListSessions).await
+    }
+
+    /// Revokes sessions of a user; returns the ids that were ended.
+    pub async fn revoke_sessions(
+        &self,
+        user_id: &str,
+        scope: RevokeScope,
+    ) -> Result<Vec<String>, EngineError> {
+        let ended = self
+            .call(user_id, |reply| UserMsg::Revoke {
+                scope: scope.clone(),
+                reply,
+            })
+            .await??;
+        if matches!(scope, RevokeScope::All) {
+            self.shared
+                .audit(
+                    "all_sessions_revoked",
+                    Some(user_id),
+                    None,
+                    &format!("{} sessions", ended.len()),
+                )
+                .await;
+        }
+        Ok(ended)
+    }
+
+    // ----- tokens -----
+
+    /// Signs an access token for a session (or, with `session = None`, a guest).
+    pub fn mint_access_token(
+        &self,
+        subject: &str,
+        session_id: Option<&str>,
+        audience: &str,
+        roles: &[String],
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> (String, AccessClaims) {
+        let now_s = self.now() / 1000;
+        let claims = AccessClaims {
+            iss: self.shared.options.issuer.clone(),
+            sub: subject.to_string(),
+            aud: audience.to_string(),
+            iat: now_s,
+            exp: now_s + self.shared.options.access_ttl_ms / 1000,
+            jti: opaque_token::new_id(),
+            sid: session_id.map(str::to_string),
+            roles: roles.to_vec(),
+            extra,
+        };
+        (self.keys.sign(&claims), claims)
+    }
+
+    /// Verifies an access token's signature, audience and expiry (not its session).
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<AccessClaims, EngineError> {
+        let claims: AccessClaims = self.keys.verify(token, audience)?;
+        if claims.iss != self.shared.options.issuer {
+            return Err(EngineError::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    // ----- audit and lifecycle -----
+
+    pub async fn audit(
+        &self,
+        kind: &str,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+        detail: &str,
+    ) {
+        self.shared.audit(kind, user_id, session_id, detail).await;
+    }
+
+    pub fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, EngineError> {
+        Ok(self.shared.store.recent_audit_events(limit)?)
+    }
+
+    /// Stops every actor and flushes storage.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        self.shared.router.stop_all();
+        for _ in 0..200 {
+            if self.shared.router.live_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.shared.store.flush_blocking()?;
+        Ok(())
+    }
+}
+
+fn invalid_role_message(_role: &str) -> &'static str {
+    "role names are 1-32 characters of a-z, 0-9, '_' and '-'"
+}
+
+fn linked_account(
+    identity: &ProviderIdentity,
+    email: Option<String>,
+    now: UnixMillis,
+) -> LinkedAccount {
+    LinkedAccount {
+        provider: identity.provider.clone(),
+        subject: identity.subject.clone(),
+        email,
+        linked_at: now,
+    }
+}
+
+/// Passivates idle actors and sweeps expired records until the engine is dropped.
+async fn maintenance(shared: std::sync::Weak<Shared>) {
+    let interval = match shared.upgrade() {
+        Some(s) => s.router.sweep_interval(),
+        None => return,
+    };
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = s.router.over_bound.notified() => {}
+        }
+        s.router.passivate_idle_and_excess();
+        if last_sweep.elapsed() >= Duration::from_secs(60) {
+            last_sweep = tokio::time::Instant::now();
+            let now = s.now();
+            match s.store.sweep_oauth_states(now).await {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "swept expired OAuth states"),
+                Err(e) => tracing::warn!(error = %e, "sweeping OAuth states failed"),
+                _ => {}
+            }
+            if let Err(e) = s.store.sweep_expired_sessions(now).await {
+                tracing::warn!(error = %e, "sweeping expired sessions failed");
+            }
+        }
+        drop(s);
+    }
+}

@@ -1,0 +1,44 @@
+//! What can go wrong inside the engine, in terms a frontend can map to its contract.
+
+use tachigo_storage::StorageError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("no such user")]
+    UserNotFound,
+    #[error("the email address is already registered")]
+    EmailTaken,
+    #[error("the email address is not valid")]
+    InvalidEmail,
+    #[error("{0}")]
+    WeakPassword(&'static str),
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("the refresh token is unknown, expired or revoked")]
+    InvalidRefreshToken,
+    #[error("the refresh token was already used; its session has been revoked")]
+    RefreshTokenReused,
+    #[error("the session is no longer valid")]
+    SessionInvalid,
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("the token is invalid")]
+    InvalidToken,
+    #[error("the token has expired")]
+    TokenExpired,
+    #[error("this provider account is already linked to another user")]
+    AccountTaken,
+    #[error(
+        "an account with this email exists; sign in with it and link this provider from there"
+    )]
+    AccountNotLinked,
+    #[error("this is the last way to sign in to the account")]
+    LastSignInMethod,
+    #[error("no such linked account")]
+    AccountNotFound,
+    #[error("the engine is shutting down or overloaded; try again")]
+    Unavailable,
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}

@@ -1,0 +1,173 @@
+//! The Ed25519 keys that sign tachigo JWTs, and their JWKS rendering.
+//!
+//! A key is made on first start and kept in storage (inside the data directory).
+//! Rotation makes a new active key and retires the old one; a retired key stays
+//! published, and keeps verifying, until every token it signed has expired.
+
+use std::sync::{Arc, RwLock};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
+use tachigo_storage::{SigningKeyRecord, Store, UnixMillis};
+
+use crate::EngineError;
+
+struct PublishedKey {
+    kid: String,
+    x: String,
+    decoding: DecodingKey,
+}
+
+struct KeySet {
+    active_kid: String,
+    encoding: EncodingKey,
+    published: Vec<PublishedKey>,
+    jwks: Arc<str>,
+}
+
+/// The signing keys, shared by every frontend. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyRing {
+    keys: Arc<RwLock<KeySet>>,
+}
+
+fn kid_of(public_key: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(public_key)[..12])
+}
+
+fn generate(now: UnixMillis) -> SigningKeyRecord {
+    let mut seed = [0u8; 32];
+    rand::rng().fill_bytes(&mut seed);
+    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let public_key = signing.verifying_key().to_bytes().to_vec();
+    SigningKeyRecord {
+        kid: kid_of(&public_key),
+        private_pkcs8: signing
+            .to_pkcs8_der()
+            .expect("encoding an Ed25519 key")
+            .as_bytes()
+            .to_vec(),
+        public_key,
+        created_at: now,
+        retired_at: None,
+    }
+}
+
+fn build(records: &[SigningKeyRecord], now: UnixMillis, max_token_ttl_ms: i64) -> KeySet {
+    let active = records
+        .iter()
+        .filter(|r| r.retired_at.is_none())
+        .max_by_key(|r| r.created_at)
+        .expect("a key ring always has an active key");
+    let published: Vec<PublishedKey> = records
+        .iter()
+        .filter(|r| r.retired_at.is_none_or(|at| at + max_token_ttl_ms > now))
+        .map(|r| {
+            let x = URL_SAFE_NO_PAD.encode(&r.public_key);
+            PublishedKey {
+                kid: r.kid.clone(),
+                decoding: DecodingKey::from_ed_components(&x).expect("a stored public key"),
+                x,
+            }
+        })
+        .collect();
+    let jwks = serde_json::json!({
+        "keys": published.iter().map(|k| serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid, "x": k.x,
+        })).collect::<Vec<_>>()
+    });
+    KeySet {
+        active_kid: active.kid.clone(),
+        encoding: EncodingKey::from_ed_der(&active.private_pkcs8),
+        published,
+        jwks: jwks.to_string().into(),
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys from storage, making the first one if there is none.
+    pub async fn load_or_create(
+        store: &Store,
+        now: UnixMillis,
+        max_token_ttl_ms: i64,
+    ) -> Result<KeyRing, EngineError> {
+        let mut records = store.signing_keys()?;
+        if !records.iter().any(|r| r.retired_at.is_none()) {
+            let key = generate(now);
+            store.put_signing_key(&key).await?;
+            tracing::info!(kid = %key.kid, "created the first signing key");
+            records.push(key);
+        }
+        Ok(KeyRing {
+            keys: Arc::new(RwLock::new(build(&records, now, max_token_ttl_ms))),
+        })
+    }
+
+    /// Makes a new active key and retires the current one. Returns the new kid.
+    pub async fn rotate(store: &Store, now: UnixMillis) -> Result<String, EngineError> {
+        let mut records = store.signing_keys()?;
+        for record in records.iter_mut().filter(|r| r.retired_at.is_none()) {
+            record.retired_at = Some(now);
+            store.put_signing_key(record).await?;
+        }
+        let key = generate(now);
+        store.put_signing_key(&key).await?;
+        Ok(key.kid)
+    }
+
+    pub fn active_kid(&self) -> String {
+        self.keys.read().expect("key ring lock").active_kid.clone()
+    }
+
+    /// The JWKS document (`{"keys":[...]}`) of every key still in circulation.
+    pub fn jwks_json(&self) -> Arc<str> {
+        self.keys.read().expect("key ring lock").jwks.clone()
+    }
+
+    /// Signs `claims` with the active key (EdDSA, with `kid`).
+    pub fn sign<T: Serialize>(&self, claims: &T) -> String {
+        let keys = self.keys.read().expect("key ring lock");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(keys.active_kid.clone());
+        jsonwebtoken::encode(&header, claims, &keys.encoding)
+            .expect("signing with a valid Ed25519 key")
+    }
+
+    /// Verifies a token signed by one of our published keys, for `audience`.
+    /// Only EdDSA with a known `kid` is accepted; `exp` is required.
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<T, EngineError> {
+        if token.len() > 4096 {
+            return Err(EngineError::InvalidToken);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| EngineError::InvalidToken)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(EngineError::InvalidToken);
+        }
+        let kid = header.kid.ok_or(EngineError::InvalidToken)?;
+        let keys = self.keys.read().expect("key ring lock");
+        let key = keys
+            .published
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(EngineError::InvalidToken)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => EngineError::TokenExpired,
+                _ => EngineError::InvalidToken,
+            })
+    }
+}

@@ -1,0 +1,22 @@
+//! The tachigo-auth engine: one virtual actor per user holding that user's
+//! sessions and refresh families, plus the token, password and key machinery the
+//! three client contracts share. Frontends talk only to [`Engine`].
+
+pub mod access_token;
+pub mod clock;
+pub mod config;
+mod engine;
+mod error;
+pub mod keyring;
+pub mod messages;
+pub mod opaque_token;
+pub mod password;
+pub mod refresh_family;
+mod router;
+mod user_actor;
+
+pub use engine::{normalize_email, valid_role, Engine, EngineOptions, NewUser, ProviderIdentity};
+pub use error::EngineError;
+pub use messages::{CreatedSession, NewSession, RevokeScope, Rotated, SessionInfo, SessionRead};
+pub use tachigo_storage as storage;
+pub use tachigo_storage::{Surface, UserRecord};

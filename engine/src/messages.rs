@@ -1,0 +1,121 @@
+//! The messages a [`UserActor`](crate::user_actor::UserActor) answers, and their
+//! replies. Each variant reads as a request; each carries its own reply port.
+
+use ractor::RpcReplyPort;
+use tachigo_storage::{LinkedAccount, SessionRecord, Surface, TokenHash, UnixMillis, UserRecord};
+
+use crate::EngineError;
+
+type Reply<T> = RpcReplyPort<Result<T, EngineError>>;
+
+/// Where and how a new session starts.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub surface: Surface,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// Free-form context kept with the session (e.g. a Twitch channel id).
+    pub context: Option<String>,
+}
+
+/// A session that was just created. `token` is the opaque refresh token
+/// (dashboard) or session cookie (web); extension sessions have none.
+#[derive(Debug, Clone)]
+pub struct CreatedSession {
+    pub session: SessionRecord,
+    pub user: UserRecord,
+    pub token: Option<String>,
+}
+
+/// The result of presenting a refresh token.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub refresh_token: String,
+    pub session: SessionRecord,
+    pub user: UserRecord,
+    /// True when this answered a grace-window replay instead of rotating.
+    pub grace: bool,
+}
+
+/// A session found live, with its user.
+#[derive(Debug, Clone)]
+pub struct SessionRead {
+    pub session: SessionRecord,
+    pub user: UserRecord,
+    /// True when the read slid the expiry forward (the cookie should be re-set).
+    pub renewed: bool,
+}
+
+/// A session as listed to its user or an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: String,
+    pub surface: Surface,
+    pub created_at: UnixMillis,
+    pub last_seen_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub context: Option<String>,
+}
+
+/// Which sessions a revocation ends.
+#[derive(Debug, Clone)]
+pub enum RevokeScope {
+    One(String),
+    All,
+    AllExcept(String),
+}
+
+pub enum UserMsg {
+    GetUser(RpcReplyPort<UserRecord>),
+    CreateSession {
+        new: NewSession,
+        reply: Reply<CreatedSession>,
+    },
+    Rotate {
+        session_id: String,
+        presented: TokenHash,
+        reply: Reply<Rotated>,
+    },
+    /// `token`: the cookie's hash for web sessions; `None` when a signed access
+    /// token already proved the caller and only liveness is asked.
+    ReadSession {
+        session_id: String,
+        token: Option<TokenHash>,
+        reply: Reply<SessionRead>,
+    },
+    ListSessions(RpcReplyPort<Vec<SessionInfo>>),
+    Revoke {
+        scope: RevokeScope,
+        reply: Reply<Vec<String>>,
+    },
+    /// Ends the dashboard session a refresh token belongs to; `Ok(false)` when the
+    /// token is not one of that family's (nothing changes).
+    Logout {
+        session_id: String,
+        presented: TokenHash,
+        reply: Reply<bool>,
+    },
+    LinkAccount {
+        account: LinkedAccount,
+        reply: Reply<UserRecord>,
+    },
+    UnlinkAccount {
+        provider: String,
+        subject: Option<String>,
+        reply: Reply<UserRecord>,
+    },
+    SetRoles {
+        roles: Vec<String>,
+        reply: Reply<UserRecord>,
+    },
+    SetPassword {
+        password_hash: String,
+        reply: Reply<UserRecord>,
+    },
+    /// Sent by the router: stop if still idle (or unconditionally when `force`).
+    Passivate {
+        force: bool,
+    },
+}

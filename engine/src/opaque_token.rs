@@ -1,0 +1,121 @@
+//! Opaque tokens (refresh tokens, session cookies): `<session id>.<secret>`.
+//!
+//! The secret is 32 random bytes (base64url); only its SHA-256 is stored and the
+//! comparison is constant-time. The session id in front routes the token to its
+//! user's actor through the session-owner index, without a scan.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tachigo_storage::TokenHash;
+
+/// The longest token we even look at; anything longer is rejected unparsed.
+pub const MAX_TOKEN_LEN: usize = 128;
+const SECRET_LEN: usize = 32;
+
+/// A freshly minted token: the plaintext for the client, the hash for storage.
+pub struct MintedToken {
+    pub token: String,
+    pub hash: TokenHash,
+}
+
+/// A token taken apart; the hash is computed over the decoded secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedToken {
+    pub session_id: String,
+    pub hash: TokenHash,
+}
+
+pub fn hash_secret(secret: &[u8]) -> TokenHash {
+    Sha256::digest(secret).into()
+}
+
+/// Mints a new token for `session_id`.
+pub fn mint(session_id: &str) -> MintedToken {
+    let mut secret = [0u8; SECRET_LEN];
+    rand::rng().fill_bytes(&mut secret);
+    MintedToken {
+        token: format!("{session_id}.{}", URL_SAFE_NO_PAD.encode(secret)),
+        hash: hash_secret(&secret),
+    }
+}
+
+/// Parses a presented token; `None` for anything that is not exactly our format.
+pub fn parse(token: &str) -> Option<ParsedToken> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let (session_id, secret) = token.split_once('.')?;
+    if !is_session_id(session_id) {
+        return None;
+    }
+    let secret = URL_SAFE_NO_PAD.decode(secret).ok()?;
+    if secret.len() != SECRET_LEN {
+        return None;
+    }
+    Some(ParsedToken {
+        session_id: session_id.to_string(),
+        hash: hash_secret(&secret),
+    })
+}
+
+/// Constant-time equality of two token hashes.
+pub fn hashes_equal(a: &TokenHash, b: &TokenHash) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// A new random id (users and sessions): 128 bits, hyphenated UUID form.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Whether `s` has the shape of an id made by [`new_id`].
+pub fn is_session_id(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// A random 256-bit value in base64url (OAuth state, nonce, PKCE-like secrets).
+pub fn random_urlsafe_256() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens_parse_back_to_their_hash() {
+        let id = new_id();
+        let minted = mint(&id);
+        let parsed = parse(&minted.token).unwrap();
+        assert_eq!(parsed.session_id, id);
+        assert!(hashes_equal(&parsed.hash, &minted.hash));
+        assert!(!hashes_equal(
+            &parse(&mint(&id).token).unwrap().hash,
+            &minted.hash
+        ));
+    }
+
+    #[test]
+    fn malformed_tokens_do_not_parse() {
+        let id = new_id();
+        let good = mint(&id).token;
+        for bad in [
+            String::new(),
+            "abc".into(),
+            format!("{id}."),
+            format!("{id}.short"),
+            good[..good.len() - 2].to_string(),
+            format!("not-an-id.{}", &good[37..]),
+            format!("{good}AAAA"),
+            "x".repeat(400),
+            good.replace('.', "!"),
+        ] {
+            assert!(parse(&bad).is_none(), "{bad:?} parsed");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Password hashing: argon2id on the blocking pool, bounded by a semaphore so a
+//! login storm queues instead of starving the async runtime.
+//!
+//! Unknown emails are verified against a dummy hash, so "no such user" and
+//! "wrong password" take the same time.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use tokio::sync::Semaphore;
+
+use crate::EngineError;
+
+/// Shortest and longest accepted passwords, in characters / bytes.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    dummy_hash: Arc<String>,
+}
+
+/// Refuses passwords that are too short, too long or too plain.
+pub fn check_policy(password: &str, email: Option<&str>) -> Result<(), EngineError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(EngineError::WeakPassword(
+            "the password must have at least 8 characters",
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(EngineError::WeakPassword(
+            "the password must be at most 1024 bytes",
+        ));
+    }
+    let distinct = {
+        let mut chars: Vec<char> = password.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        chars.len()
+    };
+    if distinct < 4 {
+        return Err(EngineError::WeakPassword("the password is too repetitive"));
+    }
+    if email.is_some_and(|e| e.eq_ignore_ascii_case(password)) {
+        return Err(EngineError::WeakPassword(
+            "the password must not be the email address",
+        ));
+    }
+    Ok(())
+}
+
+fn hash_blocking(password: &[u8]) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password, &salt)
+        .expect("argon2 with default parameters cannot fail")
+        .to_string()
+}
+
+fn verify_blocking(password: &[u8], phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl Passwords {
+    /// `concurrency` hashes run at once at most (normally the number of cores).
+    pub fn new(concurrency: usize) -> Passwords {
+        Passwords {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: Arc::new(hash_blocking(
+                crate::opaque_token::random_urlsafe_256().as_bytes(),
+            )),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| EngineError::Unavailable)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| EngineError::Unavailable)
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, EngineError> {
+        let password = password.as_bytes().to_vec();
+        self.run(move || hash_blocking(&password)).await
+    }
+
+    /// Verifies against `phc`, or against the dummy hash when there is none.
+    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, EngineError> {
+        let password = password.as_bytes().to_vec();
+        let (phc, real) = match phc {
+            Some(p) => (p.to_string(), true),
+            None => (self.dummy_hash.as_ref().clone(), false),
+        };
+        let matched = self.run(move || verify_blocking(&password, &phc)).await?;
+        Ok(real && matched)
+    }
+}

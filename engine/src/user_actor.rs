@@ -1,0 +1,619 @@
+//! `UserActor`: one per active user, the serialisation point for everything that
+//! changes that user's sessions, refresh families, accounts and roles.
+//!
+//! State is loaded from storage on activation and written through on every change;
+//! a reply that reports a change is sent only after the change is durable. The
+//! only state kept in memory alone is what may be lost safely: last-seen times and
+//! the plaintext of a just-minted refresh token, held for the grace window.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tachigo_storage::{
+    AuditEvent, FamilyRecord, FamilyRevocation, LinkedAccount, SessionRecord, Surface, TokenHash,
+    UnixMillis, UserRecord,
+};
+
+use crate::engine::Shared;
+use crate::messages::*;
+use crate::opaque_token::{self, hashes_equal};
+use crate::refresh_family::{self, Presentation};
+use crate::EngineError;
+
+pub struct UserActor {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A refresh token's plaintext, kept only to answer a grace-window replay.
+struct HeldSuccessor {
+    token: String,
+    hash: TokenHash,
+}
+
+struct LiveSession {
+    record: SessionRecord,
+    family: Option<FamilyRecord>,
+    held: Option<HeldSuccessor>,
+    last_seen_at: UnixMillis,
+}
+
+impl LiveSession {
+    fn is_expired(&self, now: UnixMillis) -> bool {
+        match &self.family {
+            Some(f) => {
+                f.revoked.is_some() || now >= f.idle_expires_at || now >= f.absolute_expires_at
+            }
+            None => now >= self.record.expires_at || now >= self.record.absolute_expires_at,
+        }
+    }
+
+    fn info(&self) -> SessionInfo {
+        let expires_at = self
+            .family
+            .as_ref()
+            .map_or(self.record.expires_at, |f| f.idle_expires_at);
+        SessionInfo {
+            id: self.record.id.clone(),
+            surface: self.record.surface,
+            created_at: self.record.created_at,
+            last_seen_at: self.last_seen_at,
+            expires_at,
+            user_agent: self.record.user_agent.clone(),
+            ip: self.record.ip.clone(),
+            context: self.record.context.clone(),
+        }
+    }
+
+    /// The session record as clients see it (a dashboard session's expiry is its family's).
+    fn current_record(&self) -> SessionRecord {
+        let mut record = self.record.clone();
+        if let Some(f) = &self.family {
+            record.expires_at = f.idle_expires_at;
+            record.updated_at = f.last_rotated_at;
+        }
+        record
+    }
+}
+
+pub struct UserState {
+    user: UserRecord,
+    sessions: Vec<LiveSession>,
+    /// Set once the router has let this actor go: later messages are dropped
+    /// unanswered, so their callers retry against the next activation.
+    passivated: bool,
+}
+
+impl UserState {
+    fn session_mut(&mut self, id: &str) -> Option<&mut LiveSession> {
+        self.sessions.iter_mut().find(|s| s.record.id == id)
+    }
+}
+
+impl Actor for UserActor {
+    type Msg = UserMsg;
+    type State = UserState;
+    type Arguments = String;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        user_id: String,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let store = &self.shared.store;
+        let user = store.user(&user_id)?.ok_or(EngineError::UserNotFound)?;
+        let now = self.shared.now();
+        let mut sessions = Vec::new();
+        for record in store.sessions_of(&user_id)? {
+            let family = match record.surface {
+                Surface::Dashboard => match store.family(&record.id)? {
+                    Some(f) => Some(f),
+                    None => continue,
+                },
+                _ => None,
+            };
+            let last_seen_at = family
+                .as_ref()
+                .map_or(record.updated_at, |f| f.last_rotated_at);
+            let live = LiveSession {
+                record,
+                family,
+                held: None,
+                last_seen_at,
+            };
+            if !live.is_expired(now) {
+                sessions.push(live);
+            }
+        }
+        Ok(UserState {
+            user,
+            sessions,
+            passivated: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.passivated {
+            return Ok(());
+        }
+        let ops = Ops {
+            shared: &self.shared,
+            state,
+        };
+        match message {
+            UserMsg::GetUser(reply) => {
+                let _ = reply.send(ops.state.user.clone());
+            }
+            UserMsg::CreateSession { new, reply } => {
+                let _ = reply.send(ops.create_session(new).await);
+            }
+            UserMsg::Rotate {
+                session_id,
+                presented,
+                reply,
+            } => {
+                let _ = reply.send(ops.rotate(&session_id, &presented).await);
+            }
+            UserMsg::ReadSession {
+                session_id,
+                token,
+                reply,
+            } => {
+                let _ = reply.send(ops.read_session(&session_id, token.as_ref()).await);
+            }
+            UserMsg::ListSessions(reply) => {
+                let _ = reply.send(ops.list_sessions());
+            }
+            UserMsg::Revoke { scope, reply } => {
+                let _ = reply.send(ops.revoke(scope).await);
+            }
+            UserMsg::Logout {
+                session_id,
+                presented,
+                reply,
+            } => {
+                let _ = reply.send(ops.logout(&session_id, &presented).await);
+            }
+            UserMsg::LinkAccount { account, reply } => {
+                let _ = reply.send(ops.link_account(account).await);
+            }
+            UserMsg::UnlinkAccount {
+                provider,
+                subject,
+                reply,
+            } => {
+                let _ = reply.send(ops.unlink_account(&provider, subject.as_deref()).await);
+            }
+            UserMsg::SetRoles { roles, reply } => {
+                let _ = reply.send(ops.update_user(|u| u.roles = roles).await);
+            }
+            UserMsg::SetPassword {
+                password_hash,
+                reply,
+            } => {
+                let _ = reply.send(
+                    ops.update_user(|u| u.password_hash = Some(password_hash))
+                        .await,
+                );
+            }
+            UserMsg::Passivate { force } => {
+                if self
+                    .shared
+                    .router
+                    .release(&ops.state.user.id, &myself, force)
+                {
+                    state.passivated = true;
+                    myself.stop(None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Covers stops the router did not ask for (a panic, shutdown).
+        self.shared.router.release(&state.user.id, &myself, true);
+        Ok(())
+    }
+}
+
+/// The operations of one message, with the shared context and the user's state.
+struct Ops<'a> {
+    shared: &'a Shared,
+    state: &'a mut UserState,
+}
+
+impl Ops<'_> {
+    async fn create_session(self, new: NewSession) -> Result<CreatedSession, EngineError> {
+        let s = self.shared;
+        let now = s.now();
+        let id = opaque_token::new_id();
+        let o = &s.options;
+        let absolute = now + o.session_absolute_ttl_ms;
+        let (ttl, token) = match new.surface {
+            Surface::Dashboard => (o.refresh_idle_ttl_ms, Some(opaque_token::mint(&id))),
+            Surface::Web => (o.web_session_ttl_ms, Some(opaque_token::mint(&id))),
+            Surface::Extension => (o.access_ttl_ms, None),
+        };
+        let family = match (&new.surface, &token) {
+            (Surface::Dashboard, Some(t)) => Some(refresh_family::start(
+                &id,
+                &self.state.user.id,
+                t.hash,
+                now,
+                o.refresh_idle_ttl_ms,
+                o.session_absolute_ttl_ms,
+            )),
+            _ => None,
+        };
+        let record = SessionRecord {
+            id,
+            user_id: self.state.user.id.clone(),
+            surface: new.surface,
+            token_hash: match new.surface {
+                Surface::Web => token.as_ref().map(|t| t.hash),
+                _ => None,
+            },
+            created_at: now,
+            updated_at: now,
+            expires_at: (now + ttl).min(absolute),
+            absolute_expires_at: absolute,
+            user_agent: new.user_agent,
+            ip: new.ip,
+            context: new.context,
+        };
+        s.store.put_session(&record, family.as_ref()).await?;
+        metrics::counter!("tachigo_sessions_created_total", "surface" => new.surface.as_str())
+            .increment(1);
+        // The plaintext of a first refresh token is never needed for grace: only successors are.
+        self.state.sessions.push(LiveSession {
+            record: record.clone(),
+            family,
+            held: None,
+            last_seen_at: now,
+        });
+        Ok(CreatedSession {
+            session: record,
+            user: self.state.user.clone(),
+            token: token.map(|t| t.token),
+        })
+    }
+
+    async fn rotate(self, session_id: &str, presented: &TokenHash) -> Result<Rotated, EngineError> {
+        let s = self.shared;
+        let now = s.now();
+        let Some(live) = self.state.session_mut(session_id) else {
+            return Err(answer_for_absent_family(s, session_id, presented, now)?);
+        };
+        let Some(family) = live.family.clone() else {
+            return Err(EngineError::InvalidRefreshToken);
+        };
+        let verdict =
+            refresh_family::classify(&family, presented, now, s.options.refresh_grace_ms, || {
+                s.store
+                    .retired_token_family(presented)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|owner| owner == session_id)
+            });
+        match verdict {
+            Presentation::Current => self.mint_successor(session_id, family, now, false).await,
+            Presentation::GraceReplay => {
+                if let Some(held) = live
+                    .held
+                    .as_ref()
+                    .filter(|h| hashes_equal(&h.hash, &family.current))
+                {
+                    metrics::counter!("tachigo_refresh_grace_replays_total").increment(1);
+                    let token = held.token.clone();
+                    live.last_seen_at = now;
+                    let session = live.current_record();
+                    return Ok(Rotated {
+                        refresh_token: token,
+                        session,
+                        user: self.state.user.clone(),
+                        grace: true,
+                    });
+                }
+                // The successor's plaintext is gone (restart or passivation inside the
+                // window): mint another, so the replaying client still gets a working token.
+                self.mint_successor(session_id, family, now, true).await
+            }
+            Presentation::Reuse => {
+                metrics::counter!("tachigo_refresh_reuse_detected_total").increment(1);
+                tracing::warn!(user_id = %self.state.user.id, session_id, generation = family.generation,
+                    "refresh token reuse detected; revoking the session's family");
+                let user_id = self.state.user.id.clone();
+                self.end_sessions(vec![session_id.to_string()], FamilyRevocation::Reuse)
+                    .await?;
+                s.audit(
+                    "refresh_reuse_detected",
+                    Some(&user_id),
+                    Some(session_id),
+                    "family revoked",
+                )
+                .await;
+                Err(EngineError::RefreshTokenReused)
+            }
+            Presentation::Revoked(FamilyRevocation::Reuse) => Err(EngineError::RefreshTokenReused),
+            Presentation::Revoked(_) | Presentation::Expired | Presentation::Unknown => {
+                Err(EngineError::InvalidRefreshToken)
+            }
+        }
+    }
+
+    async fn mint_successor(
+        self,
+        session_id: &str,
+        mut family: FamilyRecord,
+        now: UnixMillis,
+        grace: bool,
+    ) -> Result<Rotated, EngineError> {
+        let s = self.shared;
+        let successor = opaque_token::mint(session_id);
+        let retired = family.current;
+        refresh_family::rotate(
+            &mut family,
+            successor.hash,
+            now,
+            s.options.refresh_idle_ttl_ms,
+        );
+        s.store.rotate_family(&family, &retired).await?;
+        metrics::counter!("tachigo_refresh_rotations_total").increment(1);
+        let live = self
+            .state
+            .session_mut(session_id)
+            .expect("the session was found above");
+        live.family = Some(family);
+        live.held = Some(HeldSuccessor {
+            token: successor.token.clone(),
+            hash: successor.hash,
+        });
+        live.last_seen_at = now;
+        Ok(Rotated {
+            refresh_token: successor.token,
+            session: live.current_record(),
+            user: self.state.user.clone(),
+            grace,
+        })
+    }
+
+    async fn read_session(
+        self,
+        session_id: &str,
+        token: Option<&TokenHash>,
+    ) -> Result<SessionRead, EngineError> {
+        let s = self.shared;
+        let now = s.now();
+        let live = self
+            .state
+            .session_mut(session_id)
+            .ok_or(EngineError::SessionInvalid)?;
+        if let Some(presented) = token {
+            match &live.record.token_hash {
+                Some(stored) if hashes_equal(stored, presented) => {}
+                _ => return Err(EngineError::SessionInvalid),
+            }
+        }
+        if live.is_expired(now) {
+            return Err(EngineError::SessionInvalid);
+        }
+        live.last_seen_at = now;
+        let mut renewed = false;
+        if live.record.surface == Surface::Web
+            && now - live.record.updated_at >= s.options.web_update_age_ms
+        {
+            let mut record = live.record.clone();
+            record.updated_at = now;
+            record.expires_at =
+                (now + s.options.web_session_ttl_ms).min(record.absolute_expires_at);
+            s.store.put_session(&record, None).await?;
+            live.record = record;
+            renewed = true;
+        }
+        Ok(SessionRead {
+            session: live.current_record(),
+            user: self.state.user.clone(),
+            renewed,
+        })
+    }
+
+    fn list_sessions(self) -> Vec<SessionInfo> {
+        let now = self.shared.now();
+        self.state.sessions.retain(|s| !s.is_expired(now));
+        self.state.sessions.iter().map(LiveSession::info).collect()
+    }
+
+    async fn revoke(self, scope: RevokeScope) -> Result<Vec<String>, EngineError> {
+        let ids: Vec<String> = match &scope {
+            RevokeScope::One(id) => {
+                if !self.state.sessions.iter().any(|s| &s.record.id == id) {
+                    return Err(EngineError::SessionNotFound);
+                }
+                vec![id.clone()]
+            }
+            RevokeScope::All => self
+                .state
+                .sessions
+                .iter()
+                .map(|s| s.record.id.clone())
+                .collect(),
+            RevokeScope::AllExcept(keep) => self
+                .state
+                .sessions
+                .iter()
+                .filter(|s| &s.record.id != keep)
+                .map(|s| s.record.id.clone())
+                .collect(),
+        };
+        self.end_sessions(ids.clone(), FamilyRevocation::Revoked)
+            .await?;
+        Ok(ids)
+    }
+
+    /// Removes sessions from storage (families become revoked tombstones), then from memory.
+    async fn end_sessions(
+        self,
+        ids: Vec<String>,
+        why: FamilyRevocation,
+    ) -> Result<(), EngineError> {
+        self.shared
+            .store
+            .remove_sessions(&self.state.user.id, &ids, why)
+            .await?;
+        self.state.sessions.retain(|s| !ids.contains(&s.record.id));
+        metrics::counter!("tachigo_sessions_revoked_total").increment(ids.len() as u64);
+        Ok(())
+    }
+
+    async fn logout(self, session_id: &str, presented: &TokenHash) -> Result<bool, EngineError> {
+        let s = self.shared;
+        let now = s.now();
+        let Some(family) = self
+            .state
+            .session_mut(session_id)
+            .and_then(|l| l.family.clone())
+        else {
+            return Ok(false);
+        };
+        let verdict =
+            refresh_family::classify(&family, presented, now, s.options.refresh_grace_ms, || {
+                s.store
+                    .retired_token_family(presented)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|o| o == session_id)
+            });
+        let why = match verdict {
+            Presentation::Unknown | Presentation::Revoked(_) => return Ok(false),
+            Presentation::Reuse => FamilyRevocation::Reuse,
+            Presentation::Current | Presentation::GraceReplay | Presentation::Expired => {
+                FamilyRevocation::Revoked
+            }
+        };
+        self.end_sessions(vec![session_id.to_string()], why).await?;
+        Ok(true)
+    }
+
+    async fn link_account(self, account: LinkedAccount) -> Result<UserRecord, EngineError> {
+        let user = &self.state.user;
+        if user
+            .accounts
+            .iter()
+            .any(|a| a.provider == account.provider && a.subject == account.subject)
+        {
+            return Ok(user.clone());
+        }
+        let mut updated = user.clone();
+        updated.accounts.push(account.clone());
+        updated.updated_at = self.shared.now();
+        self.shared
+            .store
+            .link_account(&updated, &account)
+            .await
+            .map_err(|e| match e {
+                tachigo_storage::StorageError::AccountTaken => EngineError::AccountTaken,
+                other => other.into(),
+            })?;
+        self.state.user = updated;
+        let detail = format!("provider {}", account.provider);
+        self.shared
+            .audit("account_linked", Some(&self.state.user.id), None, &detail)
+            .await;
+        Ok(self.state.user.clone())
+    }
+
+    async fn unlink_account(
+        self,
+        provider: &str,
+        subject: Option<&str>,
+    ) -> Result<UserRecord, EngineError> {
+        let user = &self.state.user;
+        let position = user
+            .accounts
+            .iter()
+            .position(|a| a.provider == provider && subject.is_none_or(|s| s == a.subject))
+            .ok_or(EngineError::AccountNotFound)?;
+        let ways_to_sign_in = user.accounts.len() + usize::from(user.password_hash.is_some());
+        if ways_to_sign_in <= 1 {
+            return Err(EngineError::LastSignInMethod);
+        }
+        let mut updated = user.clone();
+        let removed = updated.accounts.remove(position);
+        updated.updated_at = self.shared.now();
+        self.shared
+            .store
+            .unlink_account(&updated, &removed.provider, &removed.subject)
+            .await?;
+        self.state.user = updated;
+        let detail = format!("provider {}", removed.provider);
+        self.shared
+            .audit("account_unlinked", Some(&self.state.user.id), None, &detail)
+            .await;
+        Ok(self.state.user.clone())
+    }
+
+    async fn update_user(
+        self,
+        change: impl FnOnce(&mut UserRecord),
+    ) -> Result<UserRecord, EngineError> {
+        let mut updated = self.state.user.clone();
+        change(&mut updated);
+        updated.updated_at = self.shared.now();
+        self.shared.store.put_user(&updated).await?;
+        self.state.user = updated;
+        Ok(self.state.user.clone())
+    }
+}
+
+/// A refresh token for a session this actor does not hold: its family may be a
+/// revoked tombstone (answer "reused" when it was revoked for reuse); otherwise the
+/// token is simply invalid. Nothing changes either way.
+fn answer_for_absent_family(
+    s: &Shared,
+    session_id: &str,
+    presented: &TokenHash,
+    now: UnixMillis,
+) -> Result<EngineError, EngineError> {
+    let Some(family) = s.store.family(session_id)? else {
+        return Ok(EngineError::InvalidRefreshToken);
+    };
+    let verdict =
+        refresh_family::classify(&family, presented, now, s.options.refresh_grace_ms, || {
+            s.store
+                .retired_token_family(presented)
+                .ok()
+                .flatten()
+                .is_some_and(|o| o == session_id)
+        });
+    Ok(match verdict {
+        Presentation::Revoked(FamilyRevocation::Reuse) => EngineError::RefreshTokenReused,
+        _ => EngineError::InvalidRefreshToken,
+    })
+}
+
+/// Used by the engine to log an audit event without failing the caller's request.
+pub(crate) fn audit_event(
+    kind: &str,
+    user_id: Option<&str>,
+    session_id: Option<&str>,
+    detail: &str,
+    at: UnixMillis,
+) -> AuditEvent {
+    AuditEvent {
+        at,
+        kind: kind.to_string(),
+        user_id: user_id.map(str::to_string),
+        session_id: session_id.map(str::to_string),
+        ip: None,
+        detail: detail.to_string(),
+    }
+}

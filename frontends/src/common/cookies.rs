@@ -1,0 +1,89 @@
+//! Cookies the backend owns: one place that writes their attributes
+//! (`HttpOnly`, `Secure` unless `cookies.secure = false`, `SameSite=Lax`, `Path`,
+//! `Max-Age`, `Domain` only when configured) and one that reads them back.
+
+use http::HeaderValue;
+
+/// The attributes shared by every cookie, from `[cookies]`.
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    pub secure: bool,
+    pub domain: Option<String>,
+}
+
+impl CookieSettings {
+    pub fn from_config(config: &tachigo_engine::config::CookieConfig) -> CookieSettings {
+        CookieSettings {
+            secure: config.secure,
+            domain: Some(config.domain.trim().to_string()).filter(|d| !d.is_empty()),
+        }
+    }
+
+    /// `Set-Cookie` for `name=value` at `path`, living `max_age_secs`.
+    pub fn set(&self, name: &str, value: &str, path: &str, max_age_secs: i64) -> HeaderValue {
+        let mut cookie = format!("{name}={value}; HttpOnly");
+        if self.secure {
+            cookie.push_str("; Secure");
+        }
+        cookie.push_str(&format!(
+            "; SameSite=Lax; Path={path}; Max-Age={}",
+            max_age_secs.max(0)
+        ));
+        if let Some(domain) = &self.domain {
+            cookie.push_str(&format!("; Domain={domain}"));
+        }
+        HeaderValue::from_str(&cookie).expect("cookie names and values are plain ASCII")
+    }
+
+    /// `Set-Cookie` that makes the browser drop the cookie at once.
+    pub fn clear(&self, name: &str, path: &str) -> HeaderValue {
+        self.set(name, "", path, 0)
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` header, if present and non-empty.
+pub fn read(cookie_header: Option<&str>, name: &str) -> Option<String> {
+    cookie_header?
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_follow_the_settings() {
+        let plain = CookieSettings {
+            secure: false,
+            domain: None,
+        };
+        assert_eq!(
+            plain
+                .set("tachigo_refresh", "abc", "/api/v1/auth", 60)
+                .to_str()
+                .unwrap(),
+            "tachigo_refresh=abc; HttpOnly; SameSite=Lax; Path=/api/v1/auth; Max-Age=60"
+        );
+        let prod = CookieSettings {
+            secure: true,
+            domain: Some(".tachigo.example".into()),
+        };
+        assert_eq!(
+            prod.clear("tachigo.session_token", "/").to_str().unwrap(),
+            "tachigo.session_token=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0; Domain=.tachigo.example"
+        );
+    }
+
+    #[test]
+    fn reads_the_named_cookie_only() {
+        let header = Some("a=1; tachigo_refresh=tok.en; b=2");
+        assert_eq!(read(header, "tachigo_refresh").as_deref(), Some("tok.en"));
+        assert_eq!(read(header, "tachigo"), None);
+        assert_eq!(read(Some("tachigo_refresh="), "tachigo_refresh"), None);
+        assert_eq!(read(None, "a"), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! The HTTP pieces every contract shares, each rule in exactly one place:
+//! errors, the per-request context, CORS, the CSRF origin check, cookies,
+//! bounded JSON bodies, and the dispatcher that mounts contracts on a listener.
+
+pub mod body;
+pub mod cookies;
+pub mod cors;
+pub mod dispatcher;
+pub mod error;
+pub mod origin_check;
+pub mod request_context;
+
+pub use body::{json_body, optional_json_body, MAX_BODY_BYTES};
+pub use error::{ApiError, ErrorStyle};
+pub use request_context::{request_context, RequestContext};

@@ -1,0 +1,15 @@
+//! The three HTTP contracts of tachigo-auth as warp filter trees, each in its own
+//! module, plus the system endpoints and the HTTP pieces they share.
+//!
+//! A frontend never touches storage: it parses the request, asks the
+//! [`Engine`](tachigo_engine::Engine), and renders the reply in its contract's shape.
+
+pub mod common;
+pub mod dashboard;
+pub mod extension;
+pub mod oauth;
+pub mod system;
+
+mod app_state;
+
+pub use app_state::AppState;

@@ -1,0 +1,165 @@
+//! Starting and stopping the server: deployment check, storage, engine, the
+//! contract mounts on their listeners, and a graceful shutdown that stops
+//! accepting, drains in-flight requests, stops the actors and flushes storage.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tachigo_engine::config::{deployment, Config, DurabilityMode};
+use tachigo_engine::storage::{Store, StoreOptions};
+use tachigo_engine::{Engine, EngineOptions};
+use tachigo_frontends::common::dispatcher::{Dispatcher, Mount};
+use tachigo_frontends::{dashboard, extension, oauth, system, AppState};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Where each listener ended up (ports chosen by the OS when configured as 0).
+#[derive(Debug, Clone)]
+pub struct BoundAddrs {
+    pub main: SocketAddr,
+    pub dashboard: Option<SocketAddr>,
+    pub extension: Option<SocketAddr>,
+    pub oauth: Option<SocketAddr>,
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub addrs: BoundAddrs,
+    pub engine: Engine,
+    ready: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<Result<(), hyper::Error>>>,
+}
+
+/// Opens the database, refusing clearly when another process holds it.
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let options = StoreOptions {
+        path: config.database_path(),
+        durable: config.storage.durability == DurabilityMode::GroupCommit,
+    };
+    Store::open(&options)
+        .with_context(|| format!("opening the database in {}", options.path.display()))
+}
+
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Starts everything and returns once every listener accepts connections.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let verdict = deployment::check(&config);
+    for warning in &verdict.warnings {
+        tracing::warn!("deployment check: {warning}");
+    }
+    if !verdict.is_ok() {
+        bail!(
+            "the configuration cannot work as deployed:\n  - {}",
+            verdict.errors.join("\n  - ")
+        );
+    }
+    if config.storage.durability == DurabilityMode::None {
+        tracing::warn!("storage.durability = \"none\": acknowledged writes can be lost; use only for throw-away benchmarks");
+    }
+    let store = open_store(&config)?;
+    let engine = Engine::start(store, EngineOptions::from_config(&config)).await?;
+    let config = Arc::new(config);
+    let state = AppState::new(engine.clone(), config.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = tachigo_telemetry_renderer();
+    let system = || system::mount(&state, ready.clone(), metrics.clone());
+
+    let (stop, stopped) = watch::channel(false);
+    let mut listeners = Vec::new();
+    let mut serve = |mounts: Vec<Mount>, addr: SocketAddr| -> anyhow::Result<SocketAddr> {
+        let listener = bind(addr)?;
+        let local = listener.local_addr()?;
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let server =
+            Dispatcher::new(mounts, config.server.trust_proxy).serve(listener, shutdown)?;
+        listeners.push(tokio::spawn(server));
+        Ok(local)
+    };
+
+    let dedicated = &config.listen;
+    let mut main_mounts = vec![system()];
+    let mut addrs = BoundAddrs {
+        main: config.server.listen,
+        dashboard: None,
+        extension: None,
+        oauth: None,
+    };
+    let contracts: [(Option<SocketAddr>, Mount, &mut Option<SocketAddr>); 3] = [
+        (
+            dedicated.dashboard,
+            dashboard::mount(&state),
+            &mut addrs.dashboard,
+        ),
+        (
+            dedicated.extension,
+            extension::mount(&state),
+            &mut addrs.extension,
+        ),
+        (dedicated.oauth, oauth::mount(&state), &mut addrs.oauth),
+    ];
+    for (own_listener, mount, bound) in contracts {
+        match own_listener {
+            Some(addr) => *bound = Some(serve(vec![mount, system()], addr)?),
+            None => main_mounts.push(mount),
+        }
+    }
+    addrs.main = serve(main_mounts, config.server.listen)?;
+    ready.store(true, Ordering::Release);
+    tracing::info!(listen = %addrs.main, ?addrs, data_dir = %config.server.data_dir.display(), "tachigo-auth is serving");
+    Ok(RunningServer {
+        addrs,
+        engine,
+        ready,
+        stop,
+        listeners,
+    })
+}
+
+fn tachigo_telemetry_renderer() -> system::MetricsRenderer {
+    let handle = crate::telemetry::metrics_handle();
+    Arc::new(move || {
+        handle.run_upkeep();
+        handle.render()
+    })
+}
+
+impl RunningServer {
+    /// Stops accepting, drains in-flight requests, stops the actors, flushes storage.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.ready.store(false, Ordering::Release);
+        let _ = self.stop.send(true);
+        for listener in self.listeners {
+            listener.await.context("a listener task failed")??;
+        }
+        self.engine.shutdown().await?;
+        tracing::info!("tachigo-auth stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,148 @@
+//! The records kept in storage. They are plain data: the engine owns their rules.
+//!
+//! Times are [`UnixMillis`](crate::UnixMillis). Token material is only ever a
+//! SHA-256 digest (`[u8; 32]`); no plaintext token is stored anywhere.
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixMillis;
+
+/// A SHA-256 digest of an opaque token's secret part.
+pub type TokenHash = [u8; 32];
+
+/// One person, whichever contract they signed in through.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: String,
+    /// Lower-cased; unique across users when present (see the email index).
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub image: Option<String>,
+    /// An argon2id PHC string; `None` for users who only sign in through providers.
+    pub password_hash: Option<String>,
+    pub roles: Vec<String>,
+    pub accounts: Vec<LinkedAccount>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+/// A provider identity linked to a user: (provider, subject) is unique across users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedAccount {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub linked_at: UnixMillis,
+}
+
+/// Which client contract a session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Surface {
+    Dashboard,
+    Extension,
+    Web,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::Dashboard => "dashboard",
+            Surface::Extension => "extension",
+            Surface::Web => "web",
+        }
+    }
+}
+
+/// A live session. Revoked sessions are deleted; their refresh family stays as a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub surface: Surface,
+    /// Hash of the session cookie's secret (web sessions); dashboard sessions keep
+    /// their refresh tokens in the family, extension sessions have no opaque token.
+    pub token_hash: Option<TokenHash>,
+    pub created_at: UnixMillis,
+    /// When the expiry was last extended (sliding expiry).
+    pub updated_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub absolute_expires_at: UnixMillis,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// Free-form context of the surface (e.g. the Twitch channel of an extension session).
+    pub context: Option<String>,
+}
+
+/// A token retired by rotation, kept for the grace rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredToken {
+    pub hash: TokenHash,
+    pub retired_at: UnixMillis,
+}
+
+/// Why a refresh family stopped working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FamilyRevocation {
+    /// A retired token was presented outside the grace rule.
+    Reuse,
+    /// Logout, a revoke call or an operator revoked the session.
+    Revoked,
+}
+
+/// The refresh-token family of one dashboard login (keyed by its session id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyRecord {
+    pub session_id: String,
+    pub user_id: String,
+    pub current: TokenHash,
+    pub generation: u32,
+    pub previous: Option<RetiredToken>,
+    pub revoked: Option<FamilyRevocation>,
+    pub last_rotated_at: UnixMillis,
+    pub idle_expires_at: UnixMillis,
+    pub absolute_expires_at: UnixMillis,
+}
+
+/// A pending OAuth authorization, kept ten minutes and taken exactly once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthStateRecord {
+    pub provider: String,
+    pub pkce_verifier: String,
+    pub nonce: Option<String>,
+    /// Hash of the state cookie's value: the callback must come from the same browser.
+    pub binding_hash: TokenHash,
+    pub callback_url: String,
+    pub error_callback_url: String,
+    pub new_user_callback_url: Option<String>,
+    /// Set when the flow links a provider to an already signed-in user.
+    pub link_user_id: Option<String>,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// An Ed25519 signing key for tachigo JWTs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// PKCS#8 v2 DER of the private key.
+    pub private_pkcs8: Vec<u8>,
+    /// The raw 32-byte public key.
+    pub public_key: Vec<u8>,
+    pub created_at: UnixMillis,
+    /// Set when a newer key took over; the public half stays published until
+    /// every token it signed has expired.
+    pub retired_at: Option<UnixMillis>,
+}
+
+/// One security event in the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub at: UnixMillis,
+    /// A stable snake_case name such as `refresh_reuse_detected`.
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: String,
+}

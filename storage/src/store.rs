@@ -1,0 +1,506 @@
+//! [`Store`]: the typed API over the sled trees, one method per kind of change.
+//!
+//! Changes that touch several trees run in one sled transaction, so a crash
+//! never leaves an index pointing at nothing. Every mutating method awaits
+//! durability before it returns.
+
+use std::path::PathBuf;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+
+use crate::codec::{decode, encode};
+use crate::records::*;
+use crate::{Durability, StorageError, UnixMillis};
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub path: PathBuf,
+    /// `false` only for throw-away benchmarks: writes are acknowledged before they are durable.
+    pub durable: bool,
+}
+
+/// The handle to every tree. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    durability: Durability,
+    users: Tree,
+    emails: Tree,
+    accounts: Tree,
+    sessions: Tree,
+    session_owners: Tree,
+    families: Tree,
+    retired_refresh: Tree,
+    oauth_states: Tree,
+    signing_keys: Tree,
+    audit: Tree,
+}
+
+type TxResult<T> = Result<T, TransactionError<StorageError>>;
+
+fn tx_error(e: TransactionError<StorageError>) -> StorageError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StorageError::Sled(e),
+    }
+}
+
+fn abort<T>(e: StorageError) -> Result<T, ConflictableTransactionError<StorageError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn account_key(provider: &str, subject: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(provider.len() + subject.len() + 1);
+    key.extend_from_slice(provider.as_bytes());
+    key.push(0);
+    key.extend_from_slice(subject.as_bytes());
+    key
+}
+
+fn session_key(user_id: &str, session_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user_id.len() + session_id.len() + 1);
+    key.extend_from_slice(user_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(session_id.as_bytes());
+    key
+}
+
+fn user_prefix(user_id: &str) -> Vec<u8> {
+    let mut key = user_id.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn string_of(bytes: &[u8]) -> Result<String, StorageError> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+fn is_lock_error(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("lock")
+                || io.raw_os_error() == Some(11)
+        }
+        _ => false,
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `options.path`.
+    pub fn open(options: &StoreOptions) -> Result<Store, StorageError> {
+        std::fs::create_dir_all(&options.path).map_err(|e| StorageError::Sled(e.into()))?;
+        let db = sled::Config::new()
+            .path(&options.path)
+            .mode(sled::Mode::HighThroughput)
+            // The flusher below owns durability; sled's own timer would only add fsyncs.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| {
+                if is_lock_error(&e) {
+                    StorageError::Locked {
+                        dir: options.path.display().to_string(),
+                    }
+                } else {
+                    StorageError::Sled(e)
+                }
+            })?;
+        let durability = if options.durable {
+            Durability::start_group_commit(db.clone())
+        } else {
+            Durability::None
+        };
+        Ok(Store {
+            users: db.open_tree("users")?,
+            emails: db.open_tree("email_index")?,
+            accounts: db.open_tree("accounts")?,
+            sessions: db.open_tree("sessions")?,
+            session_owners: db.open_tree("session_owners")?,
+            families: db.open_tree("refresh_families")?,
+            retired_refresh: db.open_tree("retired_refresh_tokens")?,
+            oauth_states: db.open_tree("oauth_states")?,
+            signing_keys: db.open_tree("signing_keys")?,
+            audit: db.open_tree("audit")?,
+            durability,
+            db,
+        })
+    }
+
+    /// Flushes everything now; used at shutdown.
+    pub fn flush_blocking(&self) -> Result<(), StorageError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    async fn durable(&self) -> Result<(), StorageError> {
+        self.durability.wait_durable().await
+    }
+
+    // ----- users and their indexes -----
+
+    /// Inserts a new user and claims its email and linked accounts in one transaction.
+    pub async fn create_user(&self, user: &UserRecord) -> Result<(), StorageError> {
+        let encoded = encode(user);
+        let result: TxResult<()> =
+            (&self.users, &self.emails, &self.accounts).transaction(|(users, emails, accounts)| {
+                if let Some(email) = &user.email {
+                    if emails.get(email.as_bytes())?.is_some() {
+                        return abort(StorageError::EmailTaken);
+                    }
+                    emails.insert(email.as_bytes(), user.id.as_bytes())?;
+                }
+                for account in &user.accounts {
+                    let key = account_key(&account.provider, &account.subject);
+                    if accounts.get(&key)?.is_some() {
+                        return abort(StorageError::AccountTaken);
+                    }
+                    accounts.insert(key, user.id.as_bytes())?;
+                }
+                users.insert(user.id.as_bytes(), encoded.as_slice())?;
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    /// Replaces a user's record (profile, roles, password); indexes are unchanged.
+    pub async fn put_user(&self, user: &UserRecord) -> Result<(), StorageError> {
+        self.users.insert(user.id.as_bytes(), encode(user))?;
+        self.durable().await
+    }
+
+    /// Claims (provider, subject) for `user` and stores `user`, which already lists it.
+    pub async fn link_account(
+        &self,
+        user: &UserRecord,
+        account: &LinkedAccount,
+    ) -> Result<(), StorageError> {
+        let encoded = encode(user);
+        let key = account_key(&account.provider, &account.subject);
+        let result: TxResult<()> =
+            (&self.users, &self.accounts).transaction(|(users, accounts)| {
+                match accounts.get(&key)? {
+                    Some(owner) if owner.as_ref() != user.id.as_bytes() => {
+                        return abort(StorageError::AccountTaken)
+                    }
+                    _ => {}
+                }
+                accounts.insert(key.as_slice(), user.id.as_bytes())?;
+                users.insert(user.id.as_bytes(), encoded.as_slice())?;
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    /// Releases (provider, subject) and stores `user`, which no longer lists it.
+    pub async fn unlink_account(
+        &self,
+        user: &UserRecord,
+        provider: &str,
+        subject: &str,
+    ) -> Result<(), StorageError> {
+        let encoded = encode(user);
+        let key = account_key(provider, subject);
+        let result: TxResult<()> =
+            (&self.users, &self.accounts).transaction(|(users, accounts)| {
+                if let Some(owner) = accounts.get(&key)? {
+                    if owner.as_ref() == user.id.as_bytes() {
+                        accounts.remove(key.as_slice())?;
+                    }
+                }
+                users.insert(user.id.as_bytes(), encoded.as_slice())?;
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    pub fn user(&self, id: &str) -> Result<Option<UserRecord>, StorageError> {
+        self.users
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn user_id_by_email(&self, email: &str) -> Result<Option<String>, StorageError> {
+        self.emails
+            .get(email.as_bytes())?
+            .map(|v| string_of(&v))
+            .transpose()
+    }
+
+    pub fn user_id_by_account(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StorageError> {
+        self.accounts
+            .get(account_key(provider, subject))?
+            .map(|v| string_of(&v))
+            .transpose()
+    }
+
+    /// Users whose email starts with `email_prefix`, in email order, at most `limit`.
+    pub fn find_users_by_email(
+        &self,
+        email_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StorageError> {
+        let mut found = Vec::new();
+        for entry in self.emails.scan_prefix(email_prefix.as_bytes()).take(limit) {
+            let (_, id) = entry?;
+            if let Some(user) = self.user(&string_of(&id)?)? {
+                found.push(user);
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    // ----- sessions and refresh families -----
+
+    /// Stores a new or changed session, its owner index, and (for dashboard logins) its family.
+    pub async fn put_session(
+        &self,
+        session: &SessionRecord,
+        family: Option<&FamilyRecord>,
+    ) -> Result<(), StorageError> {
+        let key = session_key(&session.user_id, &session.id);
+        let encoded = encode(session);
+        let encoded_family = family.map(encode);
+        let result: TxResult<()> = (&self.sessions, &self.session_owners, &self.families)
+            .transaction(|(sessions, owners, families)| {
+                sessions.insert(key.as_slice(), encoded.as_slice())?;
+                owners.insert(session.id.as_bytes(), session.user_id.as_bytes())?;
+                if let Some(f) = &encoded_family {
+                    families.insert(session.id.as_bytes(), f.as_slice())?;
+                }
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    /// Stores a family after a revocation.
+    pub async fn put_family(&self, family: &FamilyRecord) -> Result<(), StorageError> {
+        self.families
+            .insert(family.session_id.as_bytes(), encode(family))?;
+        self.durable().await
+    }
+
+    /// Stores a family after a rotation and remembers the token it retired, so a
+    /// later replay of that token is recognised as reuse rather than a forgery.
+    /// The retired entry goes first: the family never refers to an unrecorded token.
+    pub async fn rotate_family(
+        &self,
+        family: &FamilyRecord,
+        retired: &TokenHash,
+    ) -> Result<(), StorageError> {
+        self.retired_refresh
+            .insert(retired, family.session_id.as_bytes())?;
+        self.families
+            .insert(family.session_id.as_bytes(), encode(family))?;
+        self.durable().await
+    }
+
+    /// The family (session id) that retired this token hash, if any.
+    pub fn retired_token_family(&self, hash: &TokenHash) -> Result<Option<String>, StorageError> {
+        self.retired_refresh
+            .get(hash)?
+            .map(|v| string_of(&v))
+            .transpose()
+    }
+
+    /// Deletes sessions of one user. A session with a refresh family keeps the family
+    /// as a revoked tombstone (so a later replay is still recognised) and its owner
+    /// index; the others lose their owner index too.
+    pub async fn remove_sessions(
+        &self,
+        user_id: &str,
+        session_ids: &[String],
+        revocation: FamilyRevocation,
+    ) -> Result<(), StorageError> {
+        if session_ids.is_empty() {
+            return Ok(());
+        }
+        let result: TxResult<()> = (&self.sessions, &self.session_owners, &self.families)
+            .transaction(|(sessions, owners, families)| {
+                for id in session_ids {
+                    sessions.remove(session_key(user_id, id))?;
+                    match families.get(id.as_bytes())? {
+                        Some(bytes) => {
+                            let mut family: FamilyRecord =
+                                decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
+                            if family.revoked.is_none() {
+                                family.revoked = Some(revocation);
+                            }
+                            families.insert(id.as_bytes(), encode(&family))?;
+                        }
+                        None => {
+                            owners.remove(id.as_bytes())?;
+                        }
+                    }
+                }
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    /// Every stored session of a user (expired ones included; the engine filters).
+    pub fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
+        self.sessions
+            .scan_prefix(user_prefix(user_id))
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+
+    pub fn family(&self, session_id: &str) -> Result<Option<FamilyRecord>, StorageError> {
+        self.families
+            .get(session_id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// The user a session (or a revoked family tombstone) belongs to.
+    pub fn session_owner(&self, session_id: &str) -> Result<Option<String>, StorageError> {
+        self.session_owners
+            .get(session_id.as_bytes())?
+            .map(|v| string_of(&v))
+            .transpose()
+    }
+
+    /// Deletes sessions past their expiry and family tombstones past their absolute
+    /// expiry, with their owner index entries. Returns how many records went.
+    pub async fn sweep_expired_sessions(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for entry in self.sessions.iter() {
+            let (key, value) = entry?;
+            let session: SessionRecord = decode(&value)?;
+            let family: Option<FamilyRecord> = self.family(&session.id)?;
+            let (expires_at, absolute) = match &family {
+                Some(f) => (f.idle_expires_at, f.absolute_expires_at),
+                None => (session.expires_at, session.absolute_expires_at),
+            };
+            if expires_at <= now || absolute <= now {
+                self.sessions.remove(key)?;
+                if family.is_none() {
+                    self.session_owners.remove(session.id.as_bytes())?;
+                }
+                removed += 1;
+            }
+        }
+        for entry in self.families.iter() {
+            let (key, value) = entry?;
+            let family: FamilyRecord = decode(&value)?;
+            let finished = family.absolute_expires_at <= now
+                || (family.revoked.is_none() && family.idle_expires_at <= now);
+            if finished
+                && self
+                    .sessions
+                    .get(session_key(&family.user_id, &family.session_id))?
+                    .is_none()
+            {
+                self.families.remove(&key)?;
+                self.session_owners.remove(&key)?;
+                removed += 1;
+            }
+        }
+        for entry in self.retired_refresh.iter() {
+            let (hash, session_id) = entry?;
+            if self.families.get(&session_id)?.is_none() {
+                self.retired_refresh.remove(hash)?;
+            }
+        }
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    // ----- OAuth states -----
+
+    pub async fn put_oauth_state(
+        &self,
+        key: &TokenHash,
+        state: &OAuthStateRecord,
+    ) -> Result<(), StorageError> {
+        self.oauth_states.insert(key, encode(state))?;
+        self.durable().await
+    }
+
+    /// Removes and returns a state: a second take of the same key finds nothing.
+    pub async fn take_oauth_state(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<OAuthStateRecord>, StorageError> {
+        let taken = self.oauth_states.remove(key)?;
+        match taken {
+            Some(bytes) => {
+                self.durable().await?;
+                Ok(Some(decode(&bytes)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes states past their expiry; returns how many went.
+    pub async fn sweep_oauth_states(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for entry in self.oauth_states.iter() {
+            let (key, value) = entry?;
+            let state: OAuthStateRecord = decode(&value)?;
+            if state.expires_at <= now {
+                self.oauth_states.remove(key)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    pub fn oauth_state_count(&self) -> usize {
+        self.oauth_states.len()
+    }
+
+    // ----- signing keys -----
+
+    pub fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError> {
+        self.signing_keys
+            .iter()
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+
+    pub async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StorageError> {
+        self.signing_keys.insert(key.kid.as_bytes(), encode(key))?;
+        self.durable().await
+    }
+
+    // ----- audit log -----
+
+    /// Appends a security event; it is durable when this returns.
+    pub async fn audit(&self, event: &AuditEvent) -> Result<(), StorageError> {
+        let id = self.db.generate_id()?;
+        self.audit.insert(id.to_be_bytes(), encode(event))?;
+        self.durable().await
+    }
+
+    /// The newest `limit` audit events, newest first.
+    pub fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StorageError> {
+        self.audit
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+}
