@@ -19,6 +19,7 @@ use reqwest::Url;
 
 use crate::report::Report;
 use crate::scenarios::baseline::Baseline;
+use crate::scenarios::engine::{EngineActors, EngineRead, EngineRotate};
 
 #[derive(Parser)]
 #[command(version, about = "Load tests for tachigo-auth")]
@@ -41,6 +42,12 @@ struct Cli {
 enum ScenarioName {
     /// Bare warp endpoint embedded in this process: the reference figure.
     Baseline,
+    /// In-process engine: durable refresh-token rotations.
+    EngineRotate,
+    /// In-process engine: session liveness reads.
+    EngineRead,
+    /// In-process engine: RSS per live actor and RSS under a bounded live set.
+    EngineActors,
 }
 
 /// Settings shared by every scenario; passed to `Scenario::setup` and the driver.
@@ -77,6 +84,9 @@ impl Options {
 async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<Report> {
     match name {
         ScenarioName::Baseline => driver::run::<Baseline>(options).await,
+        ScenarioName::EngineRotate => driver::run::<EngineRotate>(options).await,
+        ScenarioName::EngineRead => driver::run::<EngineRead>(options).await,
+        ScenarioName::EngineActors => driver::run::<EngineActors>(options).await,
     }
 }
 

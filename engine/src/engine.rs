@@ -64,6 +64,7 @@ pub(crate) struct Shared {
     pub(crate) options: EngineOptions,
     pub(crate) router: Router,
     clock: Arc<dyn Clock>,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -162,8 +163,13 @@ impl Engine {
             store,
             options,
             clock,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
-        tokio::spawn(maintenance(Arc::downgrade(&shared)));
+        tokio::spawn(maintenance(
+            Arc::downgrade(&shared),
+            shared.router.wake_maintenance.clone(),
+            shared.router.sweep_interval(),
+        ));
         Ok(Engine {
             shared,
             keys,
@@ -597,6 +603,10 @@ impl Engine {
 
     /// Stops every actor and flushes storage.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.router.wake_maintenance.notify_one();
         self.shared.router.stop_all();
         for _ in 0..200 {
             if self.shared.router.live_count() == 0 {
@@ -626,18 +636,23 @@ fn linked_account(
     }
 }
 
-/// Passivates idle actors and sweeps expired records until the engine is dropped.
-async fn maintenance(shared: std::sync::Weak<Shared>) {
-    let interval = match shared.upgrade() {
-        Some(s) => s.router.sweep_interval(),
-        None => return,
-    };
+/// Passivates idle actors and sweeps expired records until the engine stops.
+/// It holds the engine only while working, never across its sleep, so a stopped
+/// engine (and its database) is released at once.
+async fn maintenance(
+    shared: std::sync::Weak<Shared>,
+    wake: Arc<tokio::sync::Notify>,
+    interval: Duration,
+) {
     let mut last_sweep = tokio::time::Instant::now();
     loop {
-        let Some(s) = shared.upgrade() else { return };
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = s.router.over_bound.notified() => {}
+            _ = wake.notified() => {}
+        }
+        let Some(s) = shared.upgrade() else { return };
+        if s.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return;
         }
         s.router.passivate_idle_and_excess();
         if last_sweep.elapsed() >= Duration::from_secs(60) {
@@ -653,5 +668,7 @@ async fn maintenance(shared: std::sync::Weak<Shared>) {
             }
         }
         drop(s);
+        // Let the asked actors answer before looking again.
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

@@ -9,7 +9,7 @@
 //! one user ever run at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,8 @@ struct Slot {
     actor: OnceCell<ActorRef<UserMsg>>,
     /// Milliseconds since the router started, at the last message routed here.
     last_used: AtomicU64,
+    /// A `Passivate` is on its way to the actor: do not send another.
+    passivation_requested: AtomicBool,
 }
 
 pub(crate) struct Router {
@@ -32,8 +34,8 @@ pub(crate) struct Router {
     started: Instant,
     idle_ms: u64,
     max_live: usize,
-    /// Woken when the live set passes its bound.
-    pub(crate) over_bound: Notify,
+    /// Wakes the maintenance task: the live set passed its bound, or shutdown began.
+    pub(crate) wake_maintenance: Arc<Notify>,
 }
 
 impl Router {
@@ -43,7 +45,7 @@ impl Router {
             started: Instant::now(),
             idle_ms: idle.as_millis() as u64,
             max_live,
-            over_bound: Notify::new(),
+            wake_maintenance: Arc::new(Notify::new()),
         }
     }
 
@@ -56,30 +58,44 @@ impl Router {
         self.slots.lock().expect("router lock").len()
     }
 
+    /// The slot of `user_id`, creating it if needed. Creating one past the bound
+    /// plus 10 % waits (at most about a second) for eviction to catch up, so the
+    /// live set stays bounded even when activations outpace passivation.
+    async fn slot_for(&self, user_id: &str) -> Arc<Slot> {
+        let ceiling = self.max_live + (self.max_live / 10).max(1);
+        for attempt in 0.. {
+            {
+                let mut slots = self.slots.lock().expect("router lock");
+                if let Some(slot) = slots.get(user_id) {
+                    return slot.clone();
+                }
+                if slots.len() < ceiling || attempt >= 1_000 {
+                    let slot = Arc::new(Slot {
+                        actor: OnceCell::new(),
+                        last_used: AtomicU64::new(0),
+                        passivation_requested: AtomicBool::new(false),
+                    });
+                    slots.insert(user_id.into(), slot.clone());
+                    metrics::gauge!("tachigo_engine_live_actors").set(slots.len() as f64);
+                    if slots.len() > self.max_live {
+                        self.wake_maintenance.notify_one();
+                    }
+                    return slot;
+                }
+            }
+            self.wake_maintenance.notify_one();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        unreachable!("the loop returns by its 1,000th attempt")
+    }
+
     /// The actor for `user_id`, activating it (once) if needed.
     pub(crate) async fn actor_for(
         &self,
         user_id: &str,
         shared: &Arc<Shared>,
     ) -> Result<ActorRef<UserMsg>, EngineError> {
-        let slot = {
-            let mut slots = self.slots.lock().expect("router lock");
-            match slots.get(user_id) {
-                Some(slot) => slot.clone(),
-                None => {
-                    let slot = Arc::new(Slot {
-                        actor: OnceCell::new(),
-                        last_used: AtomicU64::new(0),
-                    });
-                    slots.insert(user_id.into(), slot.clone());
-                    metrics::gauge!("tachigo_engine_live_actors").set(slots.len() as f64);
-                    if slots.len() > self.max_live {
-                        self.over_bound.notify_one();
-                    }
-                    slot
-                }
-            }
-        };
+        let slot = self.slot_for(user_id).await;
         slot.last_used.store(self.elapsed_ms(), Ordering::Relaxed);
         let activated = slot
             .actor
@@ -124,20 +140,30 @@ impl Router {
     }
 
     /// Called by an actor between messages: lets it go if it is still the routed
-    /// actor for its user and is idle (or `force`). After `true`, the actor must stop.
+    /// actor for its user and is idle (or `force`). After `true`, the actor must stop;
+    /// after `false` (it became busy again), a later pass may ask again.
     pub(crate) fn release(&self, user_id: &str, actor: &ActorRef<UserMsg>, force: bool) -> bool {
         let now = self.elapsed_ms();
-        let released = self.remove_if(user_id, |slot| {
-            slot.actor
-                .get()
-                .is_some_and(|a| a.get_id() == actor.get_id())
-                && (force
-                    || now.saturating_sub(slot.last_used.load(Ordering::Relaxed)) >= self.idle_ms)
-        });
-        if released {
-            metrics::counter!("tachigo_engine_passivations_total").increment(1);
+        let mut slots = self.slots.lock().expect("router lock");
+        let Some(slot) = slots.get(user_id) else {
+            return false;
+        };
+        if !slot
+            .actor
+            .get()
+            .is_some_and(|a| a.get_id() == actor.get_id())
+        {
+            return false;
         }
-        released
+        let idle = now.saturating_sub(slot.last_used.load(Ordering::Relaxed)) >= self.idle_ms;
+        if !(force || idle) {
+            slot.passivation_requested.store(false, Ordering::Relaxed);
+            return false;
+        }
+        slots.remove(user_id);
+        metrics::gauge!("tachigo_engine_live_actors").set(slots.len() as f64);
+        metrics::counter!("tachigo_engine_passivations_total").increment(1);
+        true
     }
 
     /// Forgets an actor that no longer answers (it stopped or failed).
@@ -149,28 +175,36 @@ impl Router {
         });
     }
 
-    /// Asks idle actors to passivate, and the least recently used ones past the bound.
+    /// Asks idle actors to passivate, and the least recently used ones past the
+    /// bound (with 5 % headroom, so a busy engine does not evict one at a time).
+    /// An actor already asked is not asked again until it answers.
     pub(crate) fn passivate_idle_and_excess(&self) {
         let now = self.elapsed_ms();
-        let mut candidates: Vec<(u64, ActorRef<UserMsg>)> = {
+        let (mut candidates, live) = {
             let slots = self.slots.lock().expect("router lock");
-            slots
+            let candidates: Vec<(u64, Arc<Slot>)> = slots
                 .values()
-                .filter_map(|s| {
-                    s.actor
-                        .get()
-                        .map(|a| (s.last_used.load(Ordering::Relaxed), a.clone()))
-                })
-                .collect()
+                .filter(|s| s.actor.get().is_some())
+                .map(|s| (s.last_used.load(Ordering::Relaxed), s.clone()))
+                .collect();
+            (candidates, slots.len())
         };
-        let excess = candidates.len().saturating_sub(self.max_live);
+        let excess = if live > self.max_live {
+            live - self.max_live + self.max_live / 20
+        } else {
+            0
+        };
         candidates.sort_unstable_by_key(|(last_used, _)| *last_used);
-        for (i, (last_used, actor)) in candidates.into_iter().enumerate() {
+        for (i, (last_used, slot)) in candidates.into_iter().enumerate() {
             let force = i < excess;
-            if force || now.saturating_sub(last_used) >= self.idle_ms {
-                let _ = actor.cast(UserMsg::Passivate { force });
-            } else {
+            if !force && now.saturating_sub(last_used) < self.idle_ms {
                 break;
+            }
+            if slot.passivation_requested.swap(true, Ordering::Relaxed) {
+                continue;
+            }
+            if let Some(actor) = slot.actor.get() {
+                let _ = actor.cast(UserMsg::Passivate { force });
             }
         }
     }

@@ -89,24 +89,34 @@ fn is_lock_error(e: &sled::Error) -> bool {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `options.path`.
+    /// Opens (or creates) the database in `options.path`. A lock held by a process
+    /// that is just exiting is waited for briefly; one still held after that is
+    /// [`StorageError::Locked`].
     pub fn open(options: &StoreOptions) -> Result<Store, StorageError> {
         std::fs::create_dir_all(&options.path).map_err(|e| StorageError::Sled(e.into()))?;
-        let db = sled::Config::new()
-            .path(&options.path)
-            .mode(sled::Mode::HighThroughput)
-            // The flusher below owns durability; sled's own timer would only add fsyncs.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| {
-                if is_lock_error(&e) {
-                    StorageError::Locked {
-                        dir: options.path.display().to_string(),
-                    }
-                } else {
-                    StorageError::Sled(e)
+        let mut attempts = 0;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(&options.path)
+                .mode(sled::Mode::HighThroughput)
+                // The flusher below owns durability; sled's own timer would only add fsyncs.
+                .flush_every_ms(None)
+                .open();
+            match opened {
+                Ok(db) => break db,
+                // A process that is just exiting may still hold the lock: wait briefly.
+                Err(e) if is_lock_error(&e) && attempts < 20 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-            })?;
+                Err(e) if is_lock_error(&e) => {
+                    return Err(StorageError::Locked {
+                        dir: options.path.display().to_string(),
+                    })
+                }
+                Err(e) => return Err(StorageError::Sled(e)),
+            }
+        };
         let durability = if options.durable {
             Durability::start_group_commit(db.clone())
         } else {

@@ -1,0 +1,95 @@
+//! The real `tachigo-auth` binary, spawned on 127.0.0.1 with an OS-chosen port
+//! and a temporary data directory, for HTTP scenarios that do not get `--url`.
+//! Configuration is passed as `TACHIGO__SECTION__KEY` environment variables,
+//! exactly as an operator would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+pub struct ServerProcess {
+    child: Child,
+    pub base_url: String,
+    _data_dir: tempfile::TempDir,
+}
+
+/// `tachigo-auth` next to this benchmark binary (both live in `target/<profile>/`).
+pub fn default_server_bin() -> PathBuf {
+    let me = std::env::current_exe().expect("the path of the running benchmark");
+    me.with_file_name("tachigo-auth")
+}
+
+impl ServerProcess {
+    /// Starts the server and waits until `/readyz` answers 200.
+    pub async fn spawn(bin: &Path, env: &[(&str, &str)]) -> anyhow::Result<ServerProcess> {
+        if !bin.exists() {
+            bail!(
+                "{} not found: build it first with `cargo build --release` (or pass --server-bin)",
+                bin.display()
+            );
+        }
+        let data_dir = tempfile::TempDir::new()?;
+        let addr_file = data_dir.path().join("addr");
+        let mut command = Command::new(bin);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data_dir.path().join("data"))
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let mut server = ServerProcess { child, base_url: String::new(), _data_dir: data_dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+                if !addr.is_empty() {
+                    break addr;
+                }
+            }
+            if let Some(status) = server.child.try_wait()? {
+                bail!("the server exited during start-up: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not start within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        server.base_url = format!("http://{addr}");
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        loop {
+            let ready = client.get(format!("{}/readyz", server.base_url)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not become ready within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // SIGTERM for a graceful stop, then make sure it is gone.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,360 @@
+//! The operator command line: each command works on the server's data directory,
+//! and bad input (arguments, passwords, configuration, a directory a server holds)
+//! gets a clear error, a non-zero exit and no change to storage.
+
+mod support;
+
+use std::path::Path;
+
+use support::process::{run_cli, ServerChild};
+use tachigo_engine::storage::{Store, StoreOptions};
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// How many users the data directory holds (the database must not be in use).
+fn user_count(data: &Path) -> usize {
+    let store = Store::open(&StoreOptions {
+        path: data.join("db"),
+        durable: true,
+    })
+    .unwrap();
+    store.user_count()
+}
+
+fn refuses(output: &std::process::Output, needle: &str) {
+    assert!(
+        !output.status.success(),
+        "expected a refusal, got success: {}",
+        stdout(output)
+    );
+    let err = stderr(output);
+    assert!(
+        err.contains(needle),
+        "stderr should mention `{needle}`: {err}"
+    );
+}
+
+#[test]
+fn user_and_session_commands_work_on_the_data_directory() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path();
+    let out = run_cli(
+        data,
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ops@Example.com",
+            "--name",
+            "Ops",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "a long passphrase\n",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("<ops@example.com> roles=[admin]"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run_cli(
+        data,
+        &[
+            "user",
+            "set-roles",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "support",
+            "--role",
+            "admin",
+        ],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("roles=[admin,support]"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run_cli(
+        data,
+        &["sessions", "list", "--email", "ops@example.com"],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("no live sessions"));
+
+    let out = run_cli(
+        data,
+        &["sessions", "revoke", "--email", "ops@example.com"],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("revoked 0 session(s)"));
+
+    let out = run_cli(data, &["keys", "rotate"], "", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(user_count(data), 1);
+}
+
+#[test]
+fn bad_input_to_every_command_is_refused_and_changes_nothing() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path();
+    let ok = run_cli(
+        data,
+        &[
+            "user",
+            "create",
+            "--email",
+            "first@example.com",
+            "--password-stdin",
+        ],
+        "a long passphrase\n",
+        &[],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec!["user", "create", "--email", "x@example.com"],
+            "",
+            "--password-stdin is required",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--email",
+                "not-an-email",
+                "--password-stdin",
+            ],
+            "a long passphrase\n",
+            "not a valid email",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--email",
+                "x@example.com",
+                "--password-stdin",
+            ],
+            "short\n",
+            "at least 8 characters",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--email",
+                "x@example.com",
+                "--password-stdin",
+            ],
+            "",
+            "no password",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--email",
+                "x@example.com",
+                "--role",
+                "Bad Role!",
+                "--password-stdin",
+            ],
+            "a long passphrase\n",
+            "not a valid role",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--email",
+                "first@example.com",
+                "--password-stdin",
+            ],
+            "another passphrase\n",
+            "already registered",
+        ),
+        (
+            vec![
+                "user",
+                "set-roles",
+                "--email",
+                "nobody@example.com",
+                "--role",
+                "admin",
+            ],
+            "",
+            "no user has the email",
+        ),
+        (
+            vec![
+                "user",
+                "set-roles",
+                "--email",
+                "first@example.com",
+                "--role",
+                "UPPER",
+            ],
+            "",
+            "not a valid role",
+        ),
+        (
+            vec!["sessions", "list", "--email", "nobody@example.com"],
+            "",
+            "no user has the email",
+        ),
+        (
+            vec![
+                "sessions",
+                "revoke",
+                "--email",
+                "first@example.com",
+                "--id",
+                "nope",
+            ],
+            "",
+            "not a session id",
+        ),
+        (
+            vec![
+                "sessions",
+                "revoke",
+                "--email",
+                "first@example.com",
+                "--id",
+                "6f1c8e1e-2f7e-4c0a-9a47-3d2b1c0e9f00",
+            ],
+            "",
+            "no live session with that id",
+        ),
+        (vec!["user", "delete"], "", "unrecognized subcommand"),
+    ];
+    for (args, stdin, needle) in cases {
+        let out = run_cli(data, &args, stdin, &[]);
+        refuses(&out, needle);
+    }
+    assert_eq!(user_count(data), 1, "no refused command created a user");
+}
+
+#[test]
+fn bad_configuration_is_refused_naming_the_key() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("bad.toml");
+
+    std::fs::write(&config, "[dashboard]\nalow_signup = true\n").unwrap();
+    let out = run_cli(
+        &data,
+        &["serve", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    refuses(&out, "alow_signup");
+
+    std::fs::write(&config, "[tokens]\naccess_ttl = \"soon\"\n").unwrap();
+    let out = run_cli(
+        &data,
+        &["check", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    refuses(&out, "tokens.access_ttl");
+
+    let out = run_cli(
+        &data,
+        &["serve"],
+        "",
+        &[("TACHIGO__ENGINE__MAX_LIVE_ACTORS", "many")],
+    );
+    refuses(&out, "engine.max_live_actors");
+
+    let out = run_cli(
+        &data,
+        &["check", "--config", "/nonexistent/tachigo.toml"],
+        "",
+        &[],
+    );
+    refuses(&out, "cannot read config file");
+
+    // A split deployment without a shared cookie domain cannot work: refused with the fix.
+    std::fs::write(
+        &config,
+        "[server]\npublic_url = \"https://api.tachigo.example\"\ntrusted_origins = [\"https://app.tachigo.example\"]\n[cookies]\nsecure = true\n[oauth]\nfrontend_url = \"https://app.tachigo.example\"\n",
+    )
+    .unwrap();
+    let out = run_cli(
+        &data,
+        &["check", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    refuses(&out, ".tachigo.example");
+    let out = run_cli(
+        &data,
+        &["serve", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    refuses(&out, "cookies.domain");
+    std::fs::write(&config, "[server]\npublic_url = \"https://api.tachigo.example\"\ntrusted_origins = [\"https://app.tachigo.example\"]\n[cookies]\nsecure = true\ndomain = \".tachigo.example\"\n[oauth]\nfrontend_url = \"https://app.tachigo.example\"\n").unwrap();
+    let out = run_cli(
+        &data,
+        &["check", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    assert!(
+        !data.join("db").exists() || user_count(&data) == 0,
+        "nothing was written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_refuse_clearly_while_a_server_holds_the_data_directory() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerChild::spawn(&data, &[]).await;
+    let out = run_cli(
+        &data,
+        &[
+            "user",
+            "create",
+            "--email",
+            "late@example.com",
+            "--password-stdin",
+        ],
+        "a long passphrase\n",
+        &[],
+    );
+    refuses(&out, "in use by another process");
+    let out = run_cli(
+        &data,
+        &["sessions", "list", "--email", "late@example.com"],
+        "",
+        &[],
+    );
+    refuses(&out, "in use by another process");
+    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(user_count(&data), 0);
+}

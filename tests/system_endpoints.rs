@@ -1,0 +1,83 @@
+//! The endpoints every listener serves: health, readiness, metrics, JWKS, and the
+//! shared behaviour of every response (request id, no-store, JSON 404).
+
+mod support;
+
+use support::{plain_client, TestServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_metrics_and_jwks_answer() {
+    let mut server = TestServer::start().await;
+    let client = plain_client();
+
+    let r = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.headers().contains_key("x-request-id"));
+
+    let r = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let jwks: serde_json::Value = client
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert_eq!(key["kid"], server.engine().keys().active_kid());
+
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tachigo_http_requests_total"), "{metrics}");
+
+    // The signing key is kept in the data directory: the same kid after a restart.
+    let kid = server.engine().keys().active_kid();
+    server.restart().await;
+    assert_eq!(server.engine().keys().active_kid(), kid);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_get_json_404_and_request_ids_are_echoed_when_sane() {
+    let mut server = TestServer::start().await;
+    let client = plain_client();
+    let r = client
+        .get(server.url("/nowhere"))
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-request-id"], "trace-123");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let r = client
+        .get(server.url("/healthz"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    let echoed = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(echoed, "bad id with spaces");
+    assert_eq!(echoed.len(), 32);
+
+    let r = client.post(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    server.stop().await;
+}
