@@ -10,7 +10,19 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 use support::process::ServerChild;
 
-const SIGNUP: &[(&str, &str)] = &[("TACHIGO__DASHBOARD__ALLOW_SIGNUP", "true")];
+/// Sign-up on, and client addresses taken from `X-Forwarded-For`, so each simulated
+/// user counts as its own client for the per-address login limits.
+const SERVER_ENV: &[(&str, &str)] = &[
+    ("TACHIGO__DASHBOARD__ALLOW_SIGNUP", "true"),
+    ("TACHIGO__SERVER__TRUST_PROXY", "true"),
+];
+
+/// A client that presents itself as coming from `192.0.2.<i>` (TEST-NET-1; a header only).
+fn client_for(i: usize) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", format!("192.0.2.{}", i % 250 + 1).parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).no_proxy().build().unwrap()
+}
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> reqwest::Response {
     client.post(url).json(&body).send().await.unwrap()
@@ -45,10 +57,10 @@ async fn rotate(client: &reqwest::Client, base: &str, token: &str) -> String {
 /// Registers and logs in user `i`, rotates its token a few times and, for every
 /// third user, logs a second session out. Returns what was acknowledged.
 async fn acknowledged_changes(
-    client: reqwest::Client,
     base: String,
     i: usize,
 ) -> (String, String, String, Option<String>) {
+    let client = client_for(i);
     let email = format!("user{i}@crash.test");
     let password = format!("correct horse {i} battery");
     let credentials = json!({"email": email, "password": password});
@@ -91,22 +103,22 @@ async fn acknowledged_changes(
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::TempDir::new().unwrap();
     let data = dir.path().join("data");
-    let server = ServerChild::spawn(&data, SIGNUP).await;
-    let client = support::plain_client();
+    let server = ServerChild::spawn(&data, SERVER_ENV).await;
 
     let tasks: Vec<_> = (0..24)
-        .map(|i| tokio::spawn(acknowledged_changes(client.clone(), server.base.clone(), i)))
+        .map(|i| tokio::spawn(acknowledged_changes(server.base.clone(), i)))
         .collect();
     let mut acknowledged = HashMap::new();
-    for t in tasks {
+    for (i, t) in tasks.into_iter().enumerate() {
         let (email, password, token, logged_out) = t.await.unwrap();
-        acknowledged.insert(email, (password, token, logged_out));
+        acknowledged.insert(email, (i, password, token, logged_out));
     }
 
     server.kill_hard();
-    let server = ServerChild::spawn(&data, SIGNUP).await;
+    let server = ServerChild::spawn(&data, SERVER_ENV).await;
 
-    for (email, (password, token, logged_out)) in &acknowledged {
+    for (email, (i, password, token, logged_out)) in &acknowledged {
+        let client = client_for(*i);
         let r = post(
             &client,
             server.url("/api/v1/auth/login"),
@@ -137,9 +149,9 @@ async fn acknowledged_writes_survive_sigkill() {
         }
     }
     // A duplicate registration is still refused: the email index survived too.
-    let (email, (password, _, _)) = acknowledged.iter().next().unwrap();
+    let (email, (i, password, _, _)) = acknowledged.iter().next().unwrap();
     let r = post(
-        &client,
+        &client_for(*i),
         server.url("/api/v1/auth/register"),
         json!({"email": email, "password": password}),
     )

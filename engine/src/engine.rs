@@ -226,8 +226,8 @@ impl Engine {
     /// Creates a user with a unique email (if any) and an optional password.
     pub async fn create_user(&self, new: NewUser) -> Result<UserRecord, EngineError> {
         let email = new.email.as_deref().map(normalize_email).transpose()?;
-        if let Some(role) = new.roles.iter().find(|r| !valid_role(r)) {
-            return Err(EngineError::WeakPassword(invalid_role_message(role)));
+        if !new.roles.iter().all(|r| valid_role(r)) {
+            return Err(EngineError::InvalidRole);
         }
         let password_hash = match &new.password {
             Some(p) => {
@@ -417,8 +417,8 @@ impl Engine {
         user_id: &str,
         roles: Vec<String>,
     ) -> Result<UserRecord, EngineError> {
-        if let Some(role) = roles.iter().find(|r| !valid_role(r)) {
-            return Err(EngineError::WeakPassword(invalid_role_message(role)));
+        if !roles.iter().all(|r| valid_role(r)) {
+            return Err(EngineError::InvalidRole);
         }
         let mut roles = roles;
         roles.sort();
@@ -578,7 +578,7 @@ impl Engine {
         token: &str,
         audience: &str,
     ) -> Result<AccessClaims, EngineError> {
-        let claims: AccessClaims = self.keys.verify(token, audience)?;
+        let claims: AccessClaims = self.keys.verify(token, audience, self.now() / 1000)?;
         if claims.iss != self.shared.options.issuer {
             return Err(EngineError::InvalidToken);
         }
@@ -617,10 +617,6 @@ impl Engine {
         self.shared.store.flush_blocking()?;
         Ok(())
     }
-}
-
-fn invalid_role_message(_role: &str) -> &'static str {
-    "role names are 1-32 characters of a-z, 0-9, '_' and '-'"
 }
 
 fn linked_account(

@@ -13,6 +13,8 @@ pub enum EngineError {
     InvalidEmail,
     #[error("{0}")]
     WeakPassword(&'static str),
+    #[error("role names are 1-32 characters of a-z, 0-9, '_' and '-'")]
+    InvalidRole,
     #[error("invalid email or password")]
     InvalidCredentials,
     #[error("the refresh token is unknown, expired or revoked")]

@@ -138,12 +138,14 @@ impl KeyRing {
             .expect("signing with a valid Ed25519 key")
     }
 
-    /// Verifies a token signed by one of our published keys, for `audience`.
-    /// Only EdDSA with a known `kid` is accepted; `exp` is required.
-    pub fn verify<T: DeserializeOwned>(
+    /// Verifies a token signed by one of our published keys, for `audience`,
+    /// unexpired at `now_s` (the engine's clock, in seconds). Only EdDSA with a
+    /// known `kid` is accepted; `exp` is required.
+    pub fn verify<T: DeserializeOwned + HasExpiry>(
         &self,
         token: &str,
         audience: &str,
+        now_s: i64,
     ) -> Result<T, EngineError> {
         if token.len() > 4096 {
             return Err(EngineError::InvalidToken);
@@ -162,12 +164,25 @@ impl KeyRing {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
-        validation.leeway = 0;
-        jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => EngineError::TokenExpired,
-                _ => EngineError::InvalidToken,
-            })
+        // Expiry is checked below against the engine's clock, not the system's.
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
+            .map_err(|_| EngineError::InvalidToken)?
+            .claims;
+        if claims.expires_at() <= now_s {
+            return Err(EngineError::TokenExpired);
+        }
+        Ok(claims)
+    }
+}
+
+/// Claims that carry an `exp` (seconds since the Unix epoch).
+pub trait HasExpiry {
+    fn expires_at(&self) -> i64;
+}
+
+impl HasExpiry for crate::access_token::AccessClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
     }
 }

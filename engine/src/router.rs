@@ -148,10 +148,10 @@ impl Router {
         let Some(slot) = slots.get(user_id) else {
             return false;
         };
-        if !slot
+        if slot
             .actor
             .get()
-            .is_some_and(|a| a.get_id() == actor.get_id())
+            .is_none_or(|a| a.get_id() != actor.get_id())
         {
             return false;
         }

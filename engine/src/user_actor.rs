@@ -499,7 +499,18 @@ impl Ops<'_> {
                 FamilyRevocation::Revoked
             }
         };
+        let user_id = self.state.user.id.clone();
         self.end_sessions(vec![session_id.to_string()], why).await?;
+        if why == FamilyRevocation::Reuse {
+            metrics::counter!("tachigo_refresh_reuse_detected_total").increment(1);
+            s.audit(
+                "refresh_reuse_detected",
+                Some(&user_id),
+                Some(session_id),
+                "retired token presented at logout; family revoked",
+            )
+            .await;
+        }
         Ok(true)
     }
 

@@ -1,0 +1,117 @@
+//! Helpers shared by the engine's integration tests: a real sled store in a temp
+//! directory, an engine on a manual clock, and small token utilities.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tachigo_engine::clock::ManualClock;
+use tachigo_engine::config::Config;
+use tachigo_engine::opaque_token;
+use tachigo_engine::storage::{Store, StoreOptions, TokenHash};
+use tachigo_engine::{Engine, EngineOptions, NewSession, NewUser, Surface, UserRecord};
+use tempfile::TempDir;
+
+/// Where every manual clock starts (2023-11-14T22:13:20Z).
+pub const T0: i64 = 1_700_000_000_000;
+
+/// The default options, with at most two argon2 computations at once.
+pub fn options() -> EngineOptions {
+    let mut o = EngineOptions::from_config(&Config::default());
+    o.password_concurrency = 2;
+    o
+}
+
+/// Opens a durable store in `dir`.
+pub fn open_store(dir: &Path) -> Store {
+    Store::open(&StoreOptions {
+        path: dir.join("db"),
+        durable: true,
+    })
+    .expect("opening the store")
+}
+
+/// An engine over a fresh temp directory, on a manual clock.
+pub struct Harness {
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub dir: TempDir,
+}
+
+impl Harness {
+    pub async fn start(options: EngineOptions) -> Harness {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let clock = Arc::new(ManualClock::new(T0));
+        let engine = Engine::start_with_clock(open_store(dir.path()), options, clock.clone())
+            .await
+            .expect("starting the engine");
+        Harness { engine, clock, dir }
+    }
+
+    pub fn store(&self) -> &Store {
+        self.engine.store()
+    }
+}
+
+/// A user with neither email nor password (no argon2 cost).
+pub async fn plain_user(engine: &Engine) -> UserRecord {
+    engine
+        .create_user(NewUser::default())
+        .await
+        .expect("creating a user")
+}
+
+pub fn new_session(surface: Surface) -> NewSession {
+    NewSession {
+        surface,
+        user_agent: Some("tests".into()),
+        ip: Some("127.0.0.1".into()),
+        context: None,
+    }
+}
+
+/// Logs `user_id` in on the dashboard: `(session id, first refresh token)`.
+pub async fn dashboard_login(engine: &Engine, user_id: &str) -> (String, String) {
+    let created = engine
+        .create_session(user_id, new_session(Surface::Dashboard))
+        .await
+        .expect("creating a dashboard session");
+    let token = created
+        .token
+        .expect("a dashboard session has a refresh token");
+    (created.session.id, token)
+}
+
+/// The stored hash of an opaque token.
+pub fn hash_of(token: &str) -> TokenHash {
+    opaque_token::parse(token)
+        .expect("a well-formed token")
+        .hash
+}
+
+/// A token with the right session id and a random secret: not one the engine minted.
+pub fn forged_token(session_id: &str) -> String {
+    opaque_token::mint(session_id).token
+}
+
+/// Polls `condition` every 10 ms until it holds; panics after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
