@@ -15,6 +15,9 @@ use tachigo_frontends::{dashboard, extension, oauth, system, AppState};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long a graceful shutdown waits for in-flight requests.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where each listener ended up (ports chosen by the OS when configured as 0).
 #[derive(Debug, Clone)]
 pub struct BoundAddrs {
@@ -134,11 +137,26 @@ fn tachigo_telemetry_renderer() -> system::MetricsRenderer {
 
 impl RunningServer {
     /// Stops accepting, drains in-flight requests, stops the actors, flushes storage.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
-        for listener in self.listeners {
-            listener.await.context("a listener task failed")??;
+        // In-flight requests get DRAIN_LIMIT to finish; a client that holds a
+        // connection open without finishing a request must not hold the shutdown.
+        let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+            for listener in &mut self.listeners {
+                listener.await.context("a listener task failed")??;
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+        .await;
+        match drained {
+            Ok(result) => result?,
+            Err(_) => {
+                tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; closing them");
+                for listener in &self.listeners {
+                    listener.abort();
+                }
+            }
         }
         self.engine.shutdown().await?;
         tracing::info!("tachigo-auth stopped cleanly");

@@ -20,8 +20,15 @@ const SERVER_ENV: &[(&str, &str)] = &[
 /// A client that presents itself as coming from `192.0.2.<i>` (TEST-NET-1; a header only).
 fn client_for(i: usize) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("x-forwarded-for", format!("192.0.2.{}", i % 250 + 1).parse().unwrap());
-    reqwest::Client::builder().default_headers(headers).no_proxy().build().unwrap()
+    headers.insert(
+        "x-forwarded-for",
+        format!("192.0.2.{}", i % 250 + 1).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .no_proxy()
+        .build()
+        .unwrap()
 }
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> reqwest::Response {
@@ -56,10 +63,7 @@ async fn rotate(client: &reqwest::Client, base: &str, token: &str) -> String {
 
 /// Registers and logs in user `i`, rotates its token a few times and, for every
 /// third user, logs a second session out. Returns what was acknowledged.
-async fn acknowledged_changes(
-    base: String,
-    i: usize,
-) -> (String, String, String, Option<String>) {
+async fn acknowledged_changes(base: String, i: usize) -> (String, String, String, Option<String>) {
     let client = client_for(i);
     let email = format!("user{i}@crash.test");
     let password = format!("correct horse {i} battery");

@@ -8,8 +8,10 @@
 
 mod driver;
 mod http;
+mod oauth_flow;
 mod report;
 mod scenarios;
+mod server_process;
 
 use std::time::Duration;
 
@@ -19,7 +21,11 @@ use reqwest::Url;
 
 use crate::report::Report;
 use crate::scenarios::baseline::Baseline;
+use crate::scenarios::dashboard::{Dashboard, MeOnly, Mixed, RefreshOnly};
 use crate::scenarios::engine::{EngineActors, EngineRead, EngineRotate};
+use crate::scenarios::extension::Extension;
+use crate::scenarios::get_session::GetSession;
+use crate::scenarios::oauth_callback::OAuthCallback;
 
 #[derive(Parser)]
 #[command(version, about = "Load tests for tachigo-auth")]
@@ -48,6 +54,18 @@ enum ScenarioName {
     EngineRead,
     /// In-process engine: RSS per live actor and RSS under a bounded live set.
     EngineActors,
+    /// Dashboard: each user logs in once, then loops cookie refresh and `/me` (release server, durable).
+    Dashboard,
+    /// Dashboard: durable cookie refreshes only.
+    DashboardRefresh,
+    /// Dashboard: `/me` only (access-token check plus session liveness).
+    DashboardMe,
+    /// Twitch panel logins (fresh Twitch JWT per request) against the release server.
+    Extension,
+    /// `GET /api/auth/get-session` with live web sessions, against the release server.
+    GetSession,
+    /// Whole social sign-ins (sign-in → provider → callback) against the release server.
+    OauthCallback,
 }
 
 /// Settings shared by every scenario; passed to `Scenario::setup` and the driver.
@@ -87,6 +105,12 @@ async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<R
         ScenarioName::EngineRotate => driver::run::<EngineRotate>(options).await,
         ScenarioName::EngineRead => driver::run::<EngineRead>(options).await,
         ScenarioName::EngineActors => driver::run::<EngineActors>(options).await,
+        ScenarioName::Extension => driver::run::<Extension>(options).await,
+        ScenarioName::GetSession => driver::run::<GetSession>(options).await,
+        ScenarioName::OauthCallback => driver::run::<OAuthCallback>(options).await,
+        ScenarioName::Dashboard => driver::run::<Dashboard<Mixed>>(options).await,
+        ScenarioName::DashboardRefresh => driver::run::<Dashboard<RefreshOnly>>(options).await,
+        ScenarioName::DashboardMe => driver::run::<Dashboard<MeOnly>>(options).await,
     }
 }
 

@@ -44,8 +44,14 @@ impl ServerProcess {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command.spawn().with_context(|| format!("starting {}", bin.display()))?;
-        let mut server = ServerProcess { child, base_url: String::new(), _data_dir: data_dir };
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut server = ServerProcess {
+            child,
+            base_url: String::new(),
+            _data_dir: data_dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = loop {
             if let Ok(addr) = std::fs::read_to_string(&addr_file) {
@@ -64,7 +70,10 @@ impl ServerProcess {
         server.base_url = format!("http://{addr}");
         let client = reqwest::Client::builder().no_proxy().build()?;
         loop {
-            let ready = client.get(format!("{}/readyz", server.base_url)).send().await;
+            let ready = client
+                .get(format!("{}/readyz", server.base_url))
+                .send()
+                .await;
             if ready.is_ok_and(|r| r.status().is_success()) {
                 return Ok(server);
             }

@@ -548,7 +548,7 @@ impl Engine {
 
     // ----- tokens -----
 
-    /// Signs an access token for a session (or, with `session = None`, a guest).
+    /// Signs an access token for a session (or, with `session_id = None`, a guest).
     pub fn mint_access_token(
         &self,
         subject: &str,
@@ -557,13 +557,46 @@ impl Engine {
         roles: &[String],
         extra: serde_json::Map<String, serde_json::Value>,
     ) -> (String, AccessClaims) {
+        self.mint(subject, session_id, audience, roles, extra, i64::MAX)
+    }
+
+    /// Signs an access token for `session` that never outlives it: its `exp` is
+    /// the sooner of the usual lifetime and the session's own expiry.
+    pub fn mint_session_access_token(
+        &self,
+        subject: &str,
+        session: &tachigo_storage::SessionRecord,
+        audience: &str,
+        roles: &[String],
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> (String, AccessClaims) {
+        let session_end_s = session.expires_at / 1000;
+        self.mint(
+            subject,
+            Some(&session.id),
+            audience,
+            roles,
+            extra,
+            session_end_s,
+        )
+    }
+
+    fn mint(
+        &self,
+        subject: &str,
+        session_id: Option<&str>,
+        audience: &str,
+        roles: &[String],
+        extra: serde_json::Map<String, serde_json::Value>,
+        not_after_s: i64,
+    ) -> (String, AccessClaims) {
         let now_s = self.now() / 1000;
         let claims = AccessClaims {
             iss: self.shared.options.issuer.clone(),
             sub: subject.to_string(),
             aud: audience.to_string(),
             iat: now_s,
-            exp: now_s + self.shared.options.access_ttl_ms / 1000,
+            exp: (now_s + self.shared.options.access_ttl_ms / 1000).min(not_after_s),
             jti: opaque_token::new_id(),
             sid: session_id.map(str::to_string),
             roles: roles.to_vec(),

@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
@@ -25,7 +25,11 @@ struct PublishedKey {
 
 struct KeySet {
     active_kid: String,
-    encoding: EncodingKey,
+    /// The active private key, parsed once (parsing derives the public half,
+    /// the costly part of Ed25519, so it must not happen per token).
+    signing: ed25519_dalek::SigningKey,
+    /// `base64url({"alg":"EdDSA","typ":"JWT","kid":...})`, the same for every token.
+    encoded_header: String,
     published: Vec<PublishedKey>,
     jwks: Arc<str>,
 }
@@ -83,7 +87,15 @@ fn build(records: &[SigningKeyRecord], now: UnixMillis, max_token_ttl_ms: i64) -
     });
     KeySet {
         active_kid: active.kid.clone(),
-        encoding: EncodingKey::from_ed_der(&active.private_pkcs8),
+        signing: ed25519_dalek::SigningKey::from_pkcs8_der(&active.private_pkcs8)
+            .expect("a stored Ed25519 key"),
+        encoded_header: URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&Header {
+                kid: Some(active.kid.clone()),
+                ..Header::new(Algorithm::EdDSA)
+            })
+            .expect("a JWT header serialises"),
+        ),
         published,
         jwks: jwks.to_string().into(),
     }
@@ -130,12 +142,21 @@ impl KeyRing {
     }
 
     /// Signs `claims` with the active key (EdDSA, with `kid`).
+    /// The JWS compact form is built here rather than by `jsonwebtoken::encode`,
+    /// which would parse the PKCS#8 key again for every token.
     pub fn sign<T: Serialize>(&self, claims: &T) -> String {
+        use ed25519_dalek::Signer;
         let keys = self.keys.read().expect("key ring lock");
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(keys.active_kid.clone());
-        jsonwebtoken::encode(&header, claims, &keys.encoding)
-            .expect("signing with a valid Ed25519 key")
+        let claims = serde_json::to_vec(claims).expect("claims serialise");
+        let mut token =
+            String::with_capacity(keys.encoded_header.len() + claims.len() * 4 / 3 + 90);
+        token.push_str(&keys.encoded_header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
+        let signature = keys.signing.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+        token
     }
 
     /// Verifies a token signed by one of our published keys, for `audience`,

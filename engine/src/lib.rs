@@ -9,6 +9,7 @@ mod engine;
 mod error;
 pub mod keyring;
 pub mod messages;
+pub mod oauth_providers;
 pub mod opaque_token;
 pub mod password;
 pub mod refresh_family;

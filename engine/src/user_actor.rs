@@ -232,9 +232,14 @@ struct Ops<'a> {
 }
 
 impl Ops<'_> {
-    async fn create_session(self, new: NewSession) -> Result<CreatedSession, EngineError> {
+    async fn create_session(mut self, new: NewSession) -> Result<CreatedSession, EngineError> {
         let s = self.shared;
         let now = s.now();
+        if new.surface == Surface::Extension && new.context.is_some() {
+            if let Some(reused) = self.reuse_extension_session(&new, now).await? {
+                return Ok(reused);
+            }
+        }
         let id = opaque_token::new_id();
         let o = &s.options;
         let absolute = now + o.session_absolute_ttl_ms;
@@ -285,6 +290,38 @@ impl Ops<'_> {
             user: self.state.user.clone(),
             token: token.map(|t| t.token),
         })
+    }
+
+    /// A Twitch panel logs in again on every load: the viewer's live session in the
+    /// same channel (same context) is reused instead of piling up new ones. It is
+    /// written again only when less than half its lifetime remains.
+    async fn reuse_extension_session(
+        &mut self,
+        new: &NewSession,
+        now: UnixMillis,
+    ) -> Result<Option<CreatedSession>, EngineError> {
+        let ttl = self.shared.options.access_ttl_ms;
+        let Some(live) = self.state.sessions.iter_mut().find(|l| {
+            l.record.surface == Surface::Extension
+                && l.record.context == new.context
+                && !l.is_expired(now)
+        }) else {
+            return Ok(None);
+        };
+        live.last_seen_at = now;
+        if live.record.expires_at - now < ttl / 2 {
+            let mut record = live.record.clone();
+            record.updated_at = now;
+            record.expires_at = (now + ttl).min(record.absolute_expires_at);
+            self.shared.store.put_session(&record, None).await?;
+            live.record = record;
+        }
+        metrics::counter!("tachigo_sessions_reused_total", "surface" => "extension").increment(1);
+        Ok(Some(CreatedSession {
+            session: live.record.clone(),
+            user: self.state.user.clone(),
+            token: None,
+        }))
     }
 
     async fn rotate(self, session_id: &str, presented: &TokenHash) -> Result<Rotated, EngineError> {

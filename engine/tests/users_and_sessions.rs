@@ -775,3 +775,45 @@ async fn an_unknown_user_is_user_not_found_and_leaves_no_actor() {
     assert_eq!(h.engine.live_actors(), 0);
     assert_eq!(h.store().user_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panel_session_is_reused_per_channel_and_renewed_past_half_its_life() {
+    let h = Harness::start(common::options()).await;
+    let user = plain_user(&h.engine).await;
+    let ttl = h.engine.options().access_ttl_ms;
+    let in_channel = |channel: &str| tachigo_engine::NewSession {
+        context: Some(format!("channel {channel}")),
+        ..new_session(Surface::Extension)
+    };
+
+    let first = h.engine.create_session(&user.id, in_channel("1")).await.unwrap();
+    h.clock.advance_ms(ttl / 4);
+    let again = h.engine.create_session(&user.id, in_channel("1")).await.unwrap();
+    assert_eq!(again.session.id, first.session.id, "reused");
+    assert_eq!(again.session.expires_at, first.session.expires_at, "more than half left: not written");
+
+    h.clock.advance_ms(ttl / 2);
+    let renewed = h.engine.create_session(&user.id, in_channel("1")).await.unwrap();
+    assert_eq!(renewed.session.id, first.session.id);
+    assert_eq!(renewed.session.expires_at, h.clock.now_ms() + ttl);
+    let stored = h.store().sessions_of(&user.id).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].expires_at, renewed.session.expires_at, "the renewal is durable");
+
+    let other = h.engine.create_session(&user.id, in_channel("2")).await.unwrap();
+    assert_ne!(other.session.id, first.session.id, "another channel is another session");
+
+    h.clock.advance_ms(ttl + 1);
+    let later = h.engine.create_session(&user.id, in_channel("1")).await.unwrap();
+    assert_ne!(later.session.id, first.session.id, "an expired session is not revived");
+
+    // A token minted for a session never outlives it.
+    let (_, claims) = h.engine.mint_session_access_token(
+        &user.id,
+        &later.session,
+        tachigo_engine::access_token::AUDIENCE_EXTENSION,
+        &[],
+        Default::default(),
+    );
+    assert!(claims.exp * 1000 <= later.session.expires_at);
+}

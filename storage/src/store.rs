@@ -275,25 +275,22 @@ impl Store {
 
     // ----- sessions and refresh families -----
 
-    /// Stores a new or changed session, its owner index, and (for dashboard logins) its family.
+    /// Stores a new or changed session, its owner index, and (for dashboard logins)
+    /// its family. No transaction: the session record is written last and is what
+    /// makes the others reachable, so any subset a crash could leave before the
+    /// flush is unreachable, and nothing is acknowledged before the flush.
     pub async fn put_session(
         &self,
         session: &SessionRecord,
         family: Option<&FamilyRecord>,
     ) -> Result<(), StorageError> {
-        let key = session_key(&session.user_id, &session.id);
-        let encoded = encode(session);
-        let encoded_family = family.map(encode);
-        let result: TxResult<()> = (&self.sessions, &self.session_owners, &self.families)
-            .transaction(|(sessions, owners, families)| {
-                sessions.insert(key.as_slice(), encoded.as_slice())?;
-                owners.insert(session.id.as_bytes(), session.user_id.as_bytes())?;
-                if let Some(f) = &encoded_family {
-                    families.insert(session.id.as_bytes(), f.as_slice())?;
-                }
-                Ok(())
-            });
-        result.map_err(tx_error)?;
+        self.session_owners
+            .insert(session.id.as_bytes(), session.user_id.as_bytes())?;
+        if let Some(f) = family {
+            self.families.insert(session.id.as_bytes(), encode(f))?;
+        }
+        self.sessions
+            .insert(session_key(&session.user_id, &session.id), encode(session))?;
         self.durable().await
     }
 

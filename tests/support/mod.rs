@@ -3,6 +3,7 @@
 //! and HTTP clients that behave like the contract's real client.
 #![allow(dead_code)]
 
+pub mod oidc_provider;
 pub mod process;
 
 use std::sync::Arc;
@@ -172,4 +173,197 @@ pub fn twitch_claims(user_id: Option<&str>, channel_id: &str, role: &str) -> ser
         claims["user_id"] = id.into();
     }
     claims
+}
+
+// ----- Dashboard helpers (tests/dashboard_*.rs) -----
+
+/// The password of every dashboard test user (passes the engine's policy).
+pub const DASHBOARD_PASSWORD: &str = "correct horse battery staple";
+
+/// The origin `test_config` trusts: where the dashboard app is served from.
+pub const DASHBOARD_ORIGIN: &str = "http://localhost:3000";
+
+/// Creates a password user through the engine; returns its id.
+pub async fn create_dashboard_user(server: &TestServer, email: &str) -> String {
+    server
+        .engine()
+        .create_user(tachigo_engine::NewUser {
+            email: Some(email.into()),
+            name: Some("Dash Board".into()),
+            password: Some(DASHBOARD_PASSWORD.into()),
+            roles: vec!["member".into()],
+        })
+        .await
+        .expect("the user is created")
+        .id
+}
+
+/// `POST /api/v1/auth/login` with `DASHBOARD_PASSWORD`.
+pub async fn dashboard_login(
+    server: &TestServer,
+    client: &reqwest::Client,
+    email: &str,
+) -> reqwest::Response {
+    client
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": DASHBOARD_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /api/v1/auth/refresh` from the dashboard's origin, with the client's cookies.
+pub async fn dashboard_refresh(server: &TestServer, client: &reqwest::Client) -> reqwest::Response {
+    client
+        .post(server.url("/api/v1/auth/refresh"))
+        .header("origin", DASHBOARD_ORIGIN)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /api/v1/auth/refresh` presenting `token` in an explicit `Cookie` header.
+pub async fn dashboard_refresh_with(server: &TestServer, token: &str) -> reqwest::Response {
+    plain_client()
+        .post(server.url("/api/v1/auth/refresh"))
+        .header("origin", DASHBOARD_ORIGIN)
+        .header("cookie", format!("tachigo_refresh={token}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The value the response's `tachigo_refresh` `Set-Cookie` carries (empty when cleared).
+pub fn refresh_cookie_value(response: &reqwest::Response) -> String {
+    let cookies = set_cookies(response, "tachigo_refresh");
+    assert_eq!(cookies.len(), 1, "exactly one refresh cookie: {cookies:?}");
+    cookies[0]["tachigo_refresh=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The `error.code` of a JSON error body.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+// ----- OAuth helpers (tests/oauth_*.rs) -----
+
+/// The frontend `test_config` trusts and resolves relative callback URLs on.
+pub const FRONTEND: &str = "http://localhost:3000";
+
+/// Configures `provider` as the generic OpenID Connect provider `name`.
+pub fn add_oidc_provider(config: &mut Config, name: &str, provider: &oidc_provider::OidcProvider) {
+    config.oauth.providers.insert(
+        name.to_string(),
+        tachigo_engine::config::ProviderConfig {
+            client_id: oidc_provider::CLIENT_ID.into(),
+            client_secret: oidc_provider::CLIENT_SECRET.into(),
+            issuer: Some(provider.issuer.clone()),
+            ..Default::default()
+        },
+    );
+}
+
+/// Starts the server with `provider` configured as `local`, then `adjust` applied.
+pub async fn start_with_provider(
+    provider: &oidc_provider::OidcProvider,
+    adjust: impl FnOnce(&mut Config),
+) -> TestServer {
+    TestServer::start_with(|config| {
+        add_oidc_provider(config, "local", provider);
+        adjust(config);
+    })
+    .await
+}
+
+/// `POST /api/auth/sign-in/social` with `body`, from the frontend's origin.
+pub async fn social_sign_in(
+    server: &TestServer,
+    client: &reqwest::Client,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    client
+        .post(server.url("/api/auth/sign-in/social"))
+        .header("origin", FRONTEND)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `Location` of a redirect.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .unwrap_or_else(|| panic!("no Location on a {} answer", response.status()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The value of query parameter `name` in `url`.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Sends the browser to a provider's authorization URL and on to the callback
+/// the provider redirects to; returns the callback's answer.
+pub async fn through_provider(browser: &reqwest::Client, authorize_url: &str) -> reqwest::Response {
+    let at_provider = browser.get(authorize_url).send().await.unwrap();
+    assert_eq!(at_provider.status(), 302, "the provider redirects back");
+    browser.get(location(&at_provider)).send().await.unwrap()
+}
+
+/// A whole social sign-in with `provider_name` (and `extra` body fields) of
+/// whoever the provider signs in next; returns the callback's answer.
+pub async fn oauth_sign_in(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    provider_name: &str,
+    extra: serde_json::Value,
+) -> reqwest::Response {
+    let mut body = serde_json::json!({ "provider": provider_name });
+    if let serde_json::Value::Object(fields) = extra {
+        body.as_object_mut().unwrap().extend(fields);
+    }
+    let started = social_sign_in(server, browser, body).await;
+    assert_eq!(started.status(), 200, "sign-in/social starts");
+    let started: serde_json::Value = started.json().await.unwrap();
+    through_provider(browser, started["url"].as_str().unwrap()).await
+}
+
+/// `GET /api/auth/get-session` with the client's cookies: the session JSON or `null`.
+pub async fn get_session(server: &TestServer, client: &reqwest::Client) -> serde_json::Value {
+    let response = client
+        .get(server.url("/api/auth/get-session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The value cookie `name` is set to by `response` (`Some("")` when cleared).
+pub fn set_cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookies(response, name)
+        .first()
+        .map(|c| c[name.len() + 1..].split(';').next().unwrap().to_string())
+}
+
+/// The `code` of a Better Auth error body.
+pub async fn better_auth_code(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["code"].as_str().unwrap_or_default().to_string()
 }

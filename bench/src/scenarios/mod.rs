@@ -1,4 +1,8 @@
 //! The load scenarios, one per file; each implements `driver::Scenario`.
 
 pub mod baseline;
+pub mod dashboard;
 pub mod engine;
+pub mod extension;
+pub mod get_session;
+pub mod oauth_callback;

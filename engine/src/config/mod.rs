@@ -126,6 +126,24 @@ pub struct ExtensionSecret {
     pub expires_at: Option<String>,
 }
 
+impl ExtensionSecret {
+    /// `expires_at` in Unix milliseconds (`Ok(None)`: never expires), read the way
+    /// the loader validates it, so the frontend and the loader agree on every value.
+    pub fn expires_at_unix_ms(&self) -> Result<Option<i64>, String> {
+        let Some(at) = &self.expires_at else {
+            return Ok(None);
+        };
+        let time = humantime::parse_rfc3339_weak(at.trim())
+            .map_err(|e| format!("`{at}` is not an RFC 3339 time: {e}"))?;
+        let since_epoch = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| format!("`{at}` is before 1970"))?;
+        Ok(Some(
+            i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX),
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OAuthConfig {

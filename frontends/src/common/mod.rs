@@ -2,12 +2,14 @@
 //! errors, the per-request context, CORS, the CSRF origin check, cookies,
 //! bounded JSON bodies, and the dispatcher that mounts contracts on a listener.
 
+pub mod bearer;
 pub mod body;
 pub mod cookies;
 pub mod cors;
 pub mod dispatcher;
 pub mod error;
 pub mod origin_check;
+pub mod rate_limit;
 pub mod request_context;
 
 pub use body::{json_body, optional_json_body, MAX_BODY_BYTES};

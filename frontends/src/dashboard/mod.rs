@@ -1,18 +1,144 @@
-//! The dashboard contract, `/api/v1/auth/*` (CONTRACTS.md §1).
+//! The dashboard contract, `/api/v1/auth/*` (CONTRACTS.md §1; as built:
+//! `docs/contracts/dashboard.md`).
+//!
+//! The dashboard web app keeps its access token in memory only; the refresh
+//! token lives in an httpOnly cookie this backend owns (`tachigo_refresh`, path
+//! `/api/v1/auth`), and a page reload restores the session by calling `/refresh`.
+//! CORS allows `server.trusted_origins` with credentials (the dispatcher answers
+//! preflights and decorates responses); cookie-authenticated changes also pass
+//! the CSRF origin check. Errors are `{"error":{"code","message"}}`.
+//!
+//! One file per endpoint family, plus the pieces they share: `refresh_cookie`
+//! (where a refresh token comes from), `session_tokens` (what a login or refresh
+//! hands out), `access` (bearer authentication), `login_limits`, `wire`.
 
-use warp::{Filter, Reply};
+mod access;
+mod login;
+mod login_limits;
+mod logout;
+mod me;
+mod refresh;
+mod refresh_cookie;
+mod register;
+mod session_tokens;
+mod sessions;
+mod timestamps;
+mod wire;
 
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use tachigo_engine::Engine;
+use warp::{Filter, Rejection};
+
+use crate::common::cookies::CookieSettings;
 use crate::common::cors::CorsPolicy;
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
+use crate::common::{json_body, optional_json_body, request_context};
 use crate::AppState;
+
+pub use login_limits::{PER_ACCOUNT as LOGIN_LIMIT_PER_ACCOUNT, PER_IP as LOGIN_LIMIT_PER_IP};
+pub use refresh_cookie::{COOKIE_NAME as REFRESH_COOKIE, COOKIE_PATH as REFRESH_COOKIE_PATH};
 
 pub const PREFIX: &str = "/api/v1/auth/";
 
+/// What the contract's handlers share, built once at mount.
+pub(crate) struct Dashboard {
+    engine: Engine,
+    cookies: CookieSettings,
+    trusted_origins: Arc<HashSet<String>>,
+    allow_signup: bool,
+    refresh_body_fallback: bool,
+    refresh_idle_ttl_secs: i64,
+    limits: login_limits::LoginLimits,
+}
+
+fn with_dashboard(
+    dashboard: &Arc<Dashboard>,
+) -> impl Filter<Extract = (Arc<Dashboard>,), Error = Infallible> + Clone {
+    let dashboard = dashboard.clone();
+    warp::any().map(move || dashboard.clone())
+}
+
 pub fn mount(state: &AppState) -> Mount {
-    let routes = warp::path!("api" / "v1" / "auth" / "healthz")
-        .map(|| warp::reply().into_response())
-        .recover(|r| recover(ErrorStyle::V1, r))
+    let config = &state.config;
+    let dashboard = Arc::new(Dashboard {
+        engine: state.engine.clone(),
+        cookies: state.cookies.clone(),
+        trusted_origins: state.trusted_origins.clone(),
+        allow_signup: config.dashboard.allow_signup,
+        refresh_body_fallback: config.dashboard.refresh_body_fallback,
+        refresh_idle_ttl_secs: config.tokens.refresh_idle_ttl.as_millis_i64() / 1000,
+        limits: login_limits::LoginLimits::default(),
+    });
+    let d = &dashboard;
+
+    let register = warp::path!("api" / "v1" / "auth" / "register")
+        .and(warp::post())
+        .and(register::signup_allowed(d))
+        .and(with_dashboard(d))
+        .and(request_context())
+        .and(json_body())
+        .and_then(register::handle);
+    let login = warp::path!("api" / "v1" / "auth" / "login")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(request_context())
+        .and(json_body())
+        .and_then(login::handle);
+    let refresh = warp::path!("api" / "v1" / "auth" / "refresh")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(optional_json_body())
+        .and_then(refresh::handle);
+    let logout = warp::path!("api" / "v1" / "auth" / "logout")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(optional_json_body())
+        .and_then(logout::handle);
+    let me = warp::path!("api" / "v1" / "auth" / "me")
+        .and(warp::get())
+        .and(with_dashboard(d))
+        .and(warp::header::headers_cloned())
+        .and_then(me::handle);
+    let list_sessions = warp::path!("api" / "v1" / "auth" / "sessions")
+        .and(warp::get())
+        .and(with_dashboard(d))
+        .and(warp::header::headers_cloned())
+        .and_then(sessions::list);
+    let revoke_others = warp::path!("api" / "v1" / "auth" / "sessions" / "revoke-others")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(warp::header::headers_cloned())
+        .and_then(sessions::revoke_others);
+    let revoke_one = warp::path!("api" / "v1" / "auth" / "sessions" / String)
+        .and(warp::delete())
+        .and(with_dashboard(d))
+        .and(warp::header::headers_cloned())
+        .and_then(sessions::revoke_one);
+
+    let routes = register
+        .or(login)
+        .unify()
+        .or(refresh)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(list_sessions)
+        .unify()
+        .or(revoke_others)
+        .unify()
+        .or(revoke_one)
+        .unify()
+        .recover(|r: Rejection| recover(ErrorStyle::V1, r))
         .unify()
         .boxed();
     Mount {

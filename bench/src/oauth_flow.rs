@@ -1,0 +1,167 @@
+//! What the OAuth scenarios share: the local OpenID Connect provider (the very
+//! one the end-to-end tests use, compiled in from `tests/support/` rather than
+//! copied), a target server configured with it, and one complete browser
+//! sign-in — `POST /api/auth/sign-in/social` → the provider's authorization
+//! endpoint → `GET /api/auth/callback/local` with the state cookie — yielding
+//! the session cookie.
+//!
+//! Without `--url` the real `tachigo-auth` binary is spawned with the provider
+//! configured through `TACHIGO__OAUTH__PROVIDERS__LOCAL__*`. With `--url`, the
+//! provider listens on `TACHIGO_BENCH_OIDC_ADDR` and the target must already
+//! have it configured as provider `local` (issuer `http://<that address>`,
+//! client id `tachigo-test-client`, secret `tachigo-test-client-secret`).
+
+#[path = "../../tests/support/oidc_provider.rs"]
+#[allow(dead_code)] // the tests drive more of the provider than the bench does
+pub mod oidc_provider;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Client, StatusCode, Url};
+
+use self::oidc_provider::{OidcProvider, CLIENT_ID, CLIENT_SECRET};
+use crate::server_process::{default_server_bin, ServerProcess};
+use crate::Options;
+
+const OIDC_ADDR_ENV: &str = "TACHIGO_BENCH_OIDC_ADDR";
+const STATE_COOKIE: &str = "tachigo.oauth_state";
+pub const SESSION_COOKIE: &str = "tachigo.session_token";
+
+/// A server that signs users in through the local provider.
+pub struct OAuthTarget {
+    pub base: Url,
+    client: Client,
+    // Dropped after the server, so the server never sees its provider vanish first.
+    _server: Option<ServerProcess>,
+    _provider: OidcProvider,
+}
+
+/// The value `name` is set to by a response's `Set-Cookie` headers.
+fn set_cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_string)
+        .filter(|v| !v.is_empty())
+}
+
+fn location(response: &reqwest::Response) -> Result<String, String> {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| "no location".to_string())
+}
+
+fn transport(e: &reqwest::Error) -> String {
+    crate::http::error_kind(e)
+}
+
+impl OAuthTarget {
+    pub async fn setup(options: &Options) -> anyhow::Result<OAuthTarget> {
+        let (provider, base, server) = match &options.url {
+            Some(url) => {
+                let addr: SocketAddr = std::env::var(OIDC_ADDR_ENV)
+                    .with_context(|| {
+                        format!("with --url, give the address the target expects its `local` provider on in {OIDC_ADDR_ENV}")
+                    })?
+                    .parse()
+                    .context("TACHIGO_BENCH_OIDC_ADDR is not an address")?;
+                (OidcProvider::start_on(addr).await, url.clone(), None)
+            }
+            None => {
+                let provider = OidcProvider::start().await;
+                let server = ServerProcess::spawn(
+                    &default_server_bin(),
+                    &[
+                        (
+                            "TACHIGO__OAUTH__PROVIDERS__LOCAL__ISSUER",
+                            provider.issuer.as_str(),
+                        ),
+                        ("TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_ID", CLIENT_ID),
+                        (
+                            "TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_SECRET",
+                            CLIENT_SECRET,
+                        ),
+                    ],
+                )
+                .await?;
+                let base = Url::parse(&server.base_url)?;
+                (provider, base, Some(server))
+            }
+        };
+        // Like a browser that is told where to go: it must not follow redirects itself.
+        let client = Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(options.concurrency as usize)
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(OAuthTarget {
+            base,
+            client,
+            _server: server,
+            _provider: provider,
+        })
+    }
+
+    /// One complete sign-in of provider subject `subject` (a verified user of
+    /// the local provider); returns the session cookie's value.
+    pub async fn sign_in(&self, subject: &str) -> Result<String, String> {
+        let started = self
+            .client
+            .post(
+                self.base
+                    .join("/api/auth/sign-in/social")
+                    .map_err(|e| e.to_string())?,
+            )
+            .json(&serde_json::json!({"provider": "local", "loginHint": subject}))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        if started.status() != StatusCode::OK {
+            return Err(format!("sign-in status {}", started.status().as_u16()));
+        }
+        let state = set_cookie_value(&started, STATE_COOKIE).ok_or("no state cookie")?;
+        let body: serde_json::Value = started.json().await.map_err(|e| transport(&e))?;
+        let authorize = body["url"].as_str().ok_or("no authorization url")?;
+
+        let approved = self
+            .client
+            .get(authorize)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        if approved.status() != StatusCode::FOUND {
+            return Err(format!("provider status {}", approved.status().as_u16()));
+        }
+        // The provider redirects to the configured public URL; go to the target itself.
+        let back = Url::parse(&location(&approved)?).map_err(|e| e.to_string())?;
+        let mut callback = self.base.join(back.path()).map_err(|e| e.to_string())?;
+        callback.set_query(back.query());
+
+        let landed = self
+            .client
+            .get(callback)
+            .header(COOKIE, format!("{STATE_COOKIE}={state}"))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let to = location(&landed)?;
+        if let Some((_, code)) = to.split_once("error=") {
+            return Err(format!("callback error {code}"));
+        }
+        set_cookie_value(&landed, SESSION_COOKIE).ok_or_else(|| "no session cookie".to_string())
+    }
+}

@@ -1,0 +1,84 @@
+//! `get-session`: the frontend's hot path, `GET /api/auth/get-session` with a
+//! session cookie, against the real release server.
+//!
+//! Setup signs `--users` users (default 5,000) in through the local OpenID
+//! Connect provider, each with one live web session; every step then reads the
+//! session of a user drawn at random, as a Next.js server component forwarding
+//! the browser's `Cookie` header would. The sessions are fresh, so no read
+//! slides an expiry: this measures the read path (index lookup, actor message,
+//! JSON), which writes nothing.
+
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use reqwest::header::{HeaderValue, COOKIE};
+use reqwest::{Client, StatusCode, Url};
+
+use crate::driver::Scenario;
+use crate::oauth_flow::{OAuthTarget, SESSION_COOKIE};
+use crate::{http, Options};
+
+const DEFAULT_USERS: u64 = 5_000;
+/// Sign-ins in flight at once while setting up.
+const SETUP_PARALLELISM: usize = 64;
+
+pub struct GetSession {
+    client: Client,
+    url: Url,
+    cookies: Vec<HeaderValue>,
+    setup_s: f64,
+    _target: OAuthTarget,
+}
+
+impl Scenario for GetSession {
+    const NAME: &'static str = "get-session";
+
+    async fn setup(options: &Options) -> anyhow::Result<Self> {
+        let target = OAuthTarget::setup(options).await?;
+        let users = options.users.unwrap_or(DEFAULT_USERS).max(1);
+        let started = Instant::now();
+        eprintln!("signing {users} users in through the local provider");
+        let target_ref = &target;
+        let cookies: Vec<HeaderValue> = futures::stream::iter(0..users)
+            .map(|i| async move {
+                let token = target_ref
+                    .sign_in(&format!("bench-reader-{i}"))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("signing user {i} in: {e}"))?;
+                Ok::<_, anyhow::Error>(HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}"))?)
+            })
+            .buffer_unordered(SETUP_PARALLELISM)
+            .try_collect()
+            .await?;
+        Ok(GetSession {
+            client: http::client(options.concurrency)?,
+            url: target.base.join("/api/auth/get-session")?,
+            cookies,
+            setup_s: started.elapsed().as_secs_f64(),
+            _target: target,
+        })
+    }
+
+    async fn step(&self, _worker: usize, _iteration: u64) -> Result<(), String> {
+        let cookie = &self.cookies[rand::random_range(0..self.cookies.len())];
+        let response = self
+            .client
+            .get(self.url.clone())
+            .header(COOKIE, cookie.clone())
+            .send()
+            .await
+            .map_err(|e| http::error_kind(&e))?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("status {}", response.status().as_u16()));
+        }
+        let body = response.bytes().await.map_err(|e| http::error_kind(&e))?;
+        if !body.starts_with(br#"{"session":"#) {
+            return Err("no session".to_string());
+        }
+        Ok(())
+    }
+
+    fn extra(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "users": self.cookies.len(), "setup_s": self.setup_s }))
+    }
+}

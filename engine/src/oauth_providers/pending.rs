@@ -1,0 +1,64 @@
+//! Pending authorizations: the server-side half of `state`. A started flow is
+//! saved under the SHA-256 of its `state` (the value itself is never stored)
+//! for ten minutes, and taken exactly once by the callback: a replayed state
+//! finds nothing, an expired one is reported as such and is gone too.
+
+use tachigo_storage::{OAuthStateRecord, Store};
+
+use crate::opaque_token::hash_secret;
+use crate::{Engine, EngineError};
+
+/// How long a started authorization may take.
+pub const STATE_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// What the callback's `state` turned out to be.
+#[derive(Debug)]
+pub enum TakenState {
+    /// Live and now consumed.
+    Live(Box<OAuthStateRecord>),
+    /// Known but past its ten minutes (consumed as well).
+    Expired(Box<OAuthStateRecord>),
+    /// Never issued, already used, or swept.
+    Unknown,
+}
+
+#[derive(Clone)]
+pub struct PendingAuthorizations {
+    store: Store,
+    engine: Engine,
+}
+
+impl PendingAuthorizations {
+    pub fn new(engine: &Engine) -> PendingAuthorizations {
+        PendingAuthorizations {
+            store: engine.store().clone(),
+            engine: engine.clone(),
+        }
+    }
+
+    /// Saves a started flow under its `state`; durable before it returns.
+    pub async fn save(&self, state: &str, record: &OAuthStateRecord) -> Result<(), EngineError> {
+        Ok(self
+            .store
+            .put_oauth_state(&hash_secret(state.as_bytes()), record)
+            .await?)
+    }
+
+    /// Takes the flow saved under `state`, whatever its fate, so it never works twice.
+    pub async fn take(&self, state: &str) -> Result<TakenState, EngineError> {
+        if state.is_empty() || state.len() > 256 {
+            return Ok(TakenState::Unknown);
+        }
+        let taken = self
+            .store
+            .take_oauth_state(&hash_secret(state.as_bytes()))
+            .await?;
+        Ok(match taken {
+            Some(record) if record.expires_at > self.engine.now() => {
+                TakenState::Live(Box::new(record))
+            }
+            Some(record) => TakenState::Expired(Box::new(record)),
+            None => TakenState::Unknown,
+        })
+    }
+}

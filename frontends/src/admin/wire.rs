@@ -1,0 +1,87 @@
+//! The JSON of the admin API. Times are RFC 3339 UTC, as in the dashboard contract.
+
+use serde::{Deserialize, Serialize};
+use tachigo_engine::messages::SessionInfo;
+use tachigo_engine::storage::UserRecord;
+
+use crate::common::timestamps::rfc3339;
+
+/// `GET /users?email=<prefix>&limit=<n>`.
+#[derive(Debug, Deserialize)]
+pub struct FindQuery {
+    #[serde(default)]
+    pub email: String,
+    pub limit: Option<usize>,
+}
+
+/// `PUT /users/{id}/roles`.
+#[derive(Debug, Deserialize)]
+pub struct RolesBody {
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    pub provider: String,
+    pub subject: String,
+    pub linked_at: String,
+}
+
+/// A user as an operator sees it (never the password hash, only whether there is one).
+#[derive(Debug, Serialize)]
+pub struct AdminUserView {
+    pub id: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+    pub has_password: bool,
+    pub accounts: Vec<AccountView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<UserRecord> for AdminUserView {
+    fn from(u: UserRecord) -> AdminUserView {
+        AdminUserView {
+            has_password: u.password_hash.is_some(),
+            accounts: u
+                .accounts
+                .into_iter()
+                .map(|a| AccountView { provider: a.provider, subject: a.subject, linked_at: rfc3339(a.linked_at) })
+                .collect(),
+            created_at: rfc3339(u.created_at),
+            updated_at: rfc3339(u.updated_at),
+            id: u.id,
+            email: u.email,
+            email_verified: u.email_verified,
+            name: u.name,
+            roles: u.roles,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminSessionView {
+    pub id: String,
+    pub surface: &'static str,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl From<SessionInfo> for AdminSessionView {
+    fn from(s: SessionInfo) -> AdminSessionView {
+        AdminSessionView {
+            id: s.id,
+            surface: s.surface.as_str(),
+            created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at),
+            expires_at: rfc3339(s.expires_at),
+            user_agent: s.user_agent,
+            ip: s.ip,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The JSON bodies of the dashboard contract, as the dashboard's axios client
+//! sends and reads them. Unknown request fields are ignored; a field of the
+//! wrong type is a 400 `invalid_body` naming it (see `common::body`).
+//!
+//! Times are RFC 3339 strings in UTC with milliseconds
+//! (`2025-01-31T12:00:00.000Z`); `expires_in` is whole seconds.
+
+use serde::{Deserialize, Serialize};
+use tachigo_engine::messages::SessionInfo;
+use tachigo_engine::storage::{SessionRecord, UserRecord};
+
+use super::timestamps::rfc3339;
+
+/// `POST /register`.
+#[derive(Debug, Deserialize)]
+pub struct RegisterBody {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /login`.
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    pub email: String,
+    pub password: String,
+}
+
+/// The optional body of `POST /refresh` and `POST /logout` (the transition fallback).
+#[derive(Debug, Default, Deserialize)]
+pub struct RefreshBody {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// The user as the dashboard sees it.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl From<UserRecord> for UserView {
+    fn from(user: UserRecord) -> UserView {
+        UserView {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            roles: user.roles,
+        }
+    }
+}
+
+/// 201 of `POST /register`.
+#[derive(Debug, Serialize)]
+pub struct RegisterReply {
+    pub user: UserView,
+}
+
+/// 200 of `POST /login`.
+#[derive(Debug, Serialize)]
+pub struct LoginReply {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub user: UserView,
+}
+
+/// 200 of `POST /refresh`. `refresh_token` only for a caller that sent its token
+/// in the body: a cookie caller's token never appears in a body.
+#[derive(Debug, Serialize)]
+pub struct RefreshReply {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// The session of `GET /me`.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl From<&SessionRecord> for SessionView {
+    fn from(session: &SessionRecord) -> SessionView {
+        SessionView {
+            id: session.id.clone(),
+            created_at: rfc3339(session.created_at),
+            expires_at: rfc3339(session.expires_at),
+        }
+    }
+}
+
+/// 200 of `GET /me`.
+#[derive(Debug, Serialize)]
+pub struct MeReply {
+    pub user: UserView,
+    pub session: SessionView,
+}
+
+/// One item of `GET /sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionItem {
+    pub id: String,
+    /// `dashboard`, `extension` or `web`.
+    pub surface: &'static str,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// True for the session of the access token that asked.
+    pub current: bool,
+}
+
+impl SessionItem {
+    pub fn new(info: SessionInfo, current_session_id: &str) -> SessionItem {
+        SessionItem {
+            current: info.id == current_session_id,
+            surface: info.surface.as_str(),
+            created_at: rfc3339(info.created_at),
+            last_seen_at: rfc3339(info.last_seen_at),
+            expires_at: rfc3339(info.expires_at),
+            user_agent: info.user_agent,
+            ip: info.ip,
+            id: info.id,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The web session cookie, `tachigo.session_token=<opaque>; HttpOnly; [Secure];
+//! SameSite=Lax; Path=/; Max-Age=<session lifetime>[; Domain=…]`, and finding the
+//! caller's session from it. The token is only ever in this cookie, never in a
+//! JSON body.
+
+use http::header::SET_COOKIE;
+use http::{HeaderValue, StatusCode};
+use tachigo_engine::storage::SessionRecord;
+use tachigo_engine::{Engine, EngineError, SessionRead};
+use warp::http::Response;
+use warp::hyper::Body;
+
+use crate::common::cookies::{self, CookieSettings};
+use crate::common::ApiError;
+
+pub const COOKIE_NAME: &str = "tachigo.session_token";
+const COOKIE_PATH: &str = "/";
+
+/// `Set-Cookie` for a session's token, living as long as the session's current
+/// expiry (`session_ttl` after it was created or last slid, capped by the
+/// absolute lifetime).
+pub(crate) fn set(settings: &CookieSettings, token: &str, session: &SessionRecord) -> HeaderValue {
+    let max_age_secs = (session.expires_at - session.updated_at) / 1000;
+    settings.set(COOKIE_NAME, token, COOKIE_PATH, max_age_secs)
+}
+
+pub(crate) fn clear(settings: &CookieSettings) -> HeaderValue {
+    settings.clear(COOKIE_NAME, COOKIE_PATH)
+}
+
+/// The session token the request carries, if any.
+pub(crate) fn token(cookie_header: Option<&str>) -> Option<String> {
+    cookies::read(cookie_header, COOKIE_NAME)
+}
+
+/// The signed-in caller: the session read and the token that proved it.
+pub(crate) struct Caller {
+    pub read: SessionRead,
+    pub token: String,
+}
+
+impl Caller {
+    pub(crate) fn user_id(&self) -> &str {
+        &self.read.user.id
+    }
+
+    pub(crate) fn session_id(&self) -> &str {
+        &self.read.session.id
+    }
+
+    /// Re-sets the cookie on `response` when this read slid the session's expiry.
+    pub(crate) fn refresh_cookie(&self, settings: &CookieSettings, response: &mut Response<Body>) {
+        if self.read.renewed {
+            response
+                .headers_mut()
+                .append(SET_COOKIE, set(settings, &self.token, &self.read.session));
+        }
+    }
+}
+
+/// The caller's live session, `Ok(None)` without a cookie or with one that no
+/// longer names a live session.
+pub(crate) async fn current(
+    engine: &Engine,
+    cookie_header: Option<&str>,
+) -> Result<Option<Caller>, ApiError> {
+    let Some(token) = token(cookie_header) else {
+        return Ok(None);
+    };
+    match engine.session_by_token(&token).await {
+        Ok(read) => Ok(Some(Caller { read, token })),
+        Err(EngineError::SessionInvalid) => Ok(None),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The caller's live session, or 401 `UNAUTHORIZED`.
+pub(crate) async fn require(
+    engine: &Engine,
+    cookie_header: Option<&str>,
+) -> Result<Caller, ApiError> {
+    current(engine, cookie_header).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "sign in first: no valid session cookie",
+        )
+    })
+}

@@ -1,0 +1,238 @@
+//! The JSON shapes of the contract, spelled as Better Auth spells them
+//! (camelCase, ISO 8601 UTC times with milliseconds), so its client SDK and
+//! types read them unchanged. Bodies of requests are here too.
+
+use serde::{Deserialize, Serialize};
+use tachigo_engine::storage::{LinkedAccount, SessionRecord, UnixMillis, UserRecord};
+use tachigo_engine::SessionInfo;
+
+/// `2025-01-31T12:00:00.000Z`.
+pub(crate) fn iso(unix_ms: UnixMillis) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SessionJson {
+    pub id: String,
+    pub user_id: String,
+    pub expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SessionJson {
+    pub(crate) fn from_record(s: &SessionRecord) -> SessionJson {
+        SessionJson {
+            id: s.id.clone(),
+            user_id: s.user_id.clone(),
+            expires_at: iso(s.expires_at),
+            created_at: iso(s.created_at),
+            updated_at: iso(s.updated_at),
+            ip_address: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+        }
+    }
+}
+
+/// Better Auth types `name` as a string: a user without one gets `""`.
+/// `email` is `null` for users no provider gave a verified email.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserJson {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub image: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub roles: Vec<String>,
+}
+
+impl UserJson {
+    pub(crate) fn from_record(u: &UserRecord) -> UserJson {
+        UserJson {
+            id: u.id.clone(),
+            name: u.name.clone().unwrap_or_default(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            image: u.image.clone(),
+            created_at: iso(u.created_at),
+            updated_at: iso(u.updated_at),
+            roles: u.roles.clone(),
+        }
+    }
+}
+
+/// `GET /get-session` with a live session.
+#[derive(Serialize)]
+pub(crate) struct SessionAndUser {
+    pub session: SessionJson,
+    pub user: UserJson,
+}
+
+/// One entry of `GET /list-sessions`: Better Auth's session fields plus which
+/// client made it and whether it is the caller's.
+#[derive(Serialize)]
+pub(crate) struct ListedSession {
+    #[serde(flatten)]
+    pub session: SessionJson,
+    pub surface: &'static str,
+    pub current: bool,
+}
+
+impl ListedSession {
+    pub(crate) fn new(info: SessionInfo, user_id: &str, current_id: &str) -> ListedSession {
+        ListedSession {
+            current: info.id == current_id,
+            surface: info.surface.as_str(),
+            session: SessionJson {
+                user_id: user_id.to_string(),
+                expires_at: iso(info.expires_at),
+                created_at: iso(info.created_at),
+                updated_at: iso(info.last_seen_at),
+                ip_address: info.ip,
+                user_agent: info.user_agent,
+                id: info.id,
+            },
+        }
+    }
+}
+
+/// The provider id Better Auth gives email-and-password sign-in.
+pub(crate) const CREDENTIAL_PROVIDER: &str = "credential";
+
+/// One entry of `GET /list-accounts`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AccountJson {
+    /// `<providerId>:<accountId>`: accounts have no id of their own here.
+    pub id: String,
+    pub provider_id: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub scopes: Vec<String>,
+}
+
+impl AccountJson {
+    pub(crate) fn linked(a: &LinkedAccount, user_id: &str) -> AccountJson {
+        AccountJson {
+            id: format!("{}:{}", a.provider, a.subject),
+            provider_id: a.provider.clone(),
+            account_id: a.subject.clone(),
+            user_id: user_id.to_string(),
+            created_at: iso(a.linked_at),
+            updated_at: iso(a.linked_at),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// The password of a dashboard user, listed the way Better Auth lists it.
+    pub(crate) fn credential(u: &UserRecord) -> AccountJson {
+        AccountJson {
+            id: format!("{CREDENTIAL_PROVIDER}:{}", u.id),
+            provider_id: CREDENTIAL_PROVIDER.into(),
+            account_id: u.id.clone(),
+            user_id: u.id.clone(),
+            created_at: iso(u.created_at),
+            updated_at: iso(u.updated_at),
+            scopes: Vec::new(),
+        }
+    }
+}
+
+/// `{url, redirect}` of `sign-in/social` and `link-social`.
+#[derive(Serialize)]
+pub(crate) struct RedirectJson {
+    pub url: String,
+    pub redirect: bool,
+}
+
+/// `{status: true}`, Better Auth's answer to a done change.
+#[derive(Serialize)]
+pub(crate) struct StatusJson {
+    pub status: bool,
+}
+
+/// `POST /sign-in/social`. Unknown fields the Better Auth client may add are ignored.
+#[derive(Deserialize, Default)]
+pub(crate) struct SocialSignInBody {
+    pub provider: String,
+    #[serde(rename = "callbackURL", default)]
+    pub callback_url: Option<String>,
+    #[serde(rename = "errorCallbackURL", default)]
+    pub error_callback_url: Option<String>,
+    #[serde(rename = "newUserCallbackURL", default)]
+    pub new_user_callback_url: Option<String>,
+    #[serde(rename = "disableRedirect", default)]
+    pub disable_redirect: Option<bool>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Passed to the provider as OIDC `login_hint`.
+    #[serde(rename = "loginHint", default)]
+    pub login_hint: Option<String>,
+    /// Sign-in with a client-obtained id_token: not supported by this server.
+    #[serde(rename = "idToken", default)]
+    pub id_token: Option<serde_json::Value>,
+}
+
+/// The query of `GET /sign-in/social/{provider}`.
+#[derive(Deserialize, Default)]
+pub(crate) struct SocialSignInQuery {
+    #[serde(rename = "callbackURL", default)]
+    pub callback_url: Option<String>,
+    #[serde(rename = "errorCallbackURL", default)]
+    pub error_callback_url: Option<String>,
+    #[serde(rename = "newUserCallbackURL", default)]
+    pub new_user_callback_url: Option<String>,
+}
+
+/// `POST /link-social`.
+#[derive(Deserialize, Default)]
+pub(crate) struct LinkSocialBody {
+    pub provider: String,
+    #[serde(rename = "callbackURL", default)]
+    pub callback_url: Option<String>,
+    #[serde(rename = "errorCallbackURL", default)]
+    pub error_callback_url: Option<String>,
+    #[serde(rename = "disableRedirect", default)]
+    pub disable_redirect: Option<bool>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `POST /unlink-account`.
+#[derive(Deserialize, Default)]
+pub(crate) struct UnlinkAccountBody {
+    #[serde(rename = "providerId")]
+    pub provider_id: String,
+    #[serde(rename = "accountId", default)]
+    pub account_id: Option<String>,
+}
+
+/// `POST /revoke-session`: the session's `id` (as listed), or Better Auth's
+/// `token` field carrying either a listed id or a session token.
+#[derive(Deserialize, Default)]
+pub(crate) struct RevokeSessionBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso;
+
+    #[test]
+    fn times_are_iso_8601_with_milliseconds() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,317 @@
+// The shared harness of the browser suite: the real server binary, the pages on
+// their own origins, a real OpenID provider, and Debian's Chromium driven by
+// playwright-core. Every scenario file makes one Harness, starts what it needs in
+// `before`, and calls `stop()` in `after`; everything it starts is torn down there,
+// and killed on process exit if `after` never ran.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import * as esbuild from 'esbuild';
+import { chromium } from 'playwright-core';
+
+export const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const REPO_DIR = path.resolve(E2E_DIR, '../..');
+export const RESULTS_DIR = path.join(E2E_DIR, 'test-results');
+const PAGES_DIR = path.join(E2E_DIR, 'pages');
+// TACHIGO_BIN (relative to the repository) overrides the release binary.
+const SERVER_BIN = path.resolve(REPO_DIR, process.env.TACHIGO_BIN ?? 'target/release/tachigo-auth');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// run.sh kills whatever is still listed here when the suite ends, however it ended.
+const PID_FILE = path.join(RESULTS_DIR, '.pids');
+
+// The flags this closed network needs: without the background-networking ones
+// Chromium keeps trying to reach Google and gets refused. Playwright adds
+// --headless and a fresh temporary --user-data-dir itself.
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Rejects after `ms` with `what` in the message: nothing in the suite waits forever. */
+export function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** A port that was free a moment ago (the server's public URL must be known before it starts). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const isLoopback = (url) => ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+
+/** Starts an http.Server on 127.0.0.1 (port 0 = any) and resolves with its port. */
+function listen(server, port = 0) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server.address().port));
+  });
+}
+
+function closeServer(server) {
+  server.closeAllConnections?.();
+  return withTimeout(new Promise((r) => server.close(() => r())), 5000, 'closing a test http server');
+}
+
+// The client pages import npm packages (axios, better-auth/client); esbuild turns
+// each entry into one browser ES module the first time a page asks for it.
+const bundles = new Map();
+function bundle(entry) {
+  if (!bundles.has(entry)) {
+    bundles.set(entry, esbuild.build({
+      entryPoints: [path.join(PAGES_DIR, entry)],
+      bundle: true, write: false, format: 'esm', platform: 'browser', target: 'chrome120',
+      define: { 'process.env.NODE_ENV': '"production"' },
+      logLevel: 'silent',
+    }).then((r) => r.outputFiles[0].text));
+  }
+  return bundles.get(entry);
+}
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
+
+export class Harness {
+  constructor(name) {
+    this.name = name;
+    this.children = [];
+    this.servers = [];
+    this.browser = null;
+    this.contexts = [];
+    fs.mkdirSync(RESULTS_DIR, { recursive: true });
+    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tachigo-e2e-${name}-`));
+    // Last resort when `after` never ran (a crash, a signal from the runner or
+    // run.sh's timeout): kill the server synchronously. Chromium exits by itself
+    // when its pipe to Playwright closes.
+    const killChildren = () => {
+      for (const child of this.children) if (child.exitCode === null) child.kill('SIGKILL');
+      fs.rmSync(this.tmp, { recursive: true, force: true });
+    };
+    process.once('exit', killChildren);
+    for (const signal of ['SIGINT', 'SIGTERM']) {
+      process.once(signal, () => { killChildren(); process.exit(128 + os.constants.signals[signal]); });
+    }
+  }
+
+  /**
+   * The real server binary over a fresh data directory, configured through
+   * `TACHIGO__*` environment variables only, on 127.0.0.1:`port`. The browser
+   * reaches it as http://localhost:`port` (the `public_url`).
+   * `users` are created with the CLI before the server opens the database.
+   */
+  async startServer({ port, env = {}, users = [] }) {
+    const dataDir = path.join(this.tmp, 'data');
+    const baseEnv = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('TACHIGO__')),
+    );
+    const fullEnv = {
+      ...baseEnv,
+      RUST_LOG: process.env.RUST_LOG ?? 'info',
+      NO_COLOR: '1', // plain text in test-results/*-server.log
+      TACHIGO__SERVER__PUBLIC_URL: `http://localhost:${port}`,
+      TACHIGO__COOKIES__SECURE: 'false',
+      ...env,
+    };
+    if (!fs.existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: cargo build --release -p tachigo-auth`);
+    for (const user of users) {
+      const args = ['user', 'create', '--data', dataDir, '--email', user.email, '--password-stdin'];
+      if (user.name) args.push('--name', user.name);
+      const r = spawnSync(SERVER_BIN, args, { input: `${user.password}\n`, env: fullEnv, timeout: 30_000, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`user create ${user.email} failed: ${r.stderr || r.error}`);
+    }
+    const logPath = path.join(RESULTS_DIR, `${this.name}-server.log`);
+    const log = fs.openSync(logPath, 'w');
+    const child = spawn(SERVER_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+      env: fullEnv, stdio: ['ignore', log, log],
+    });
+    fs.closeSync(log);
+    this.children.push(child);
+    fs.appendFileSync(PID_FILE, `${child.pid}\n`);
+    const url = `http://localhost:${port}`;
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null) {
+        throw new Error(`the server exited (${child.exitCode}) at start:\n${fs.readFileSync(logPath, 'utf8').slice(-3000)}`);
+      }
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) });
+        if (res.ok) break;
+      } catch { /* not listening yet */ }
+      if (Date.now() > deadline) throw new Error(`the server was not ready in 20 s; log: ${logPath}`);
+      await sleep(100);
+    }
+    this.server = { url, port, logPath, child };
+    return this.server;
+  }
+
+  /** The tail of the server's log, for failure messages. */
+  serverLog(chars = 4000) {
+    return this.server ? fs.readFileSync(this.server.logPath, 'utf8').slice(-chars) : '';
+  }
+
+  /**
+   * Serves tests/e2e/pages/ on 127.0.0.1:`port`; `/bundles/NAME.js` is
+   * pages/NAME.js bundled with its npm imports. The same listener is one origin
+   * as http://localhost:PORT and a different, cross-site one as http://127.0.0.1:PORT.
+   * `routes` maps extra paths to HTML, or to `{ type, body }` (e.g. a probe page
+   * under /api/v1/auth/, or the page's environment as a script).
+   */
+  async startPages({ port = 0, routes = {} } = {}) {
+    const server = http.createServer(async (req, res) => {
+      try {
+        const { pathname } = new URL(req.url, 'http://pages');
+        let body; let type;
+        if (routes[pathname] !== undefined) {
+          const route = routes[pathname];
+          ({ body, type } = typeof route === 'string' ? { body: route, type: TYPES['.html'] } : route);
+        } else if (pathname.startsWith('/bundles/')) {
+          body = await bundle(path.basename(pathname)); type = TYPES['.js'];
+        } else {
+          const file = path.join(PAGES_DIR, path.normalize(pathname).replace(/^(\.\.[/\\])+/, ''));
+          if (!file.startsWith(PAGES_DIR) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+            res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+            return;
+          }
+          body = fs.readFileSync(file); type = TYPES[path.extname(file)] ?? 'application/octet-stream';
+        }
+        res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e?.stack ?? e));
+      }
+    });
+    const bound = await listen(server, port);
+    this.servers.push(server);
+    return { port: bound, localhost: `http://localhost:${bound}`, ip: `http://127.0.0.1:${bound}` };
+  }
+
+  /**
+   * `oidc-provider` on http://127.0.0.1:`port`, the stand-in for Google and Twitch:
+   * one confidential client whose redirect URI is the server's callback, accounts
+   * `<login>@example.test` with a verified email, and the package's own
+   * development login and consent pages (devInteractions) for the browser to fill in.
+   */
+  async startOidcProvider({ port, redirectUris }) {
+    const { default: Provider } = await import('oidc-provider');
+    const { generateKeyPair, exportJWK } = await import('jose');
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    const issuer = `http://127.0.0.1:${port}`;
+    const client = { clientId: 'tachigo-e2e', clientSecret: randomBytes(24).toString('hex') };
+    const provider = new Provider(issuer, {
+      clients: [{
+        client_id: client.clientId,
+        client_secret: client.clientSecret,
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      }],
+      jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'e2e' }] },
+      cookies: { keys: [randomBytes(16).toString('hex')] },
+      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+      findAccount: (ctx, id) => ({
+        accountId: id,
+        claims: () => ({ sub: id, email: `${id}@example.test`, email_verified: true, name: `E2E ${id}` }),
+      }),
+      features: { devInteractions: { enabled: true } },
+      pkce: { required: () => true },
+      ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600 },
+    });
+    const server = http.createServer(provider.callback());
+    await listen(server, port);
+    this.servers.push(server);
+    return { issuer, ...client, provider };
+  }
+
+  /** Debian's Chromium, headless, with the flags above. */
+  async launchBrowser() {
+    this.browser = await withTimeout(chromium.launch({
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000,
+    }), 40_000, 'launching chromium');
+    return this.browser;
+  }
+
+  /**
+   * A fresh browser context (its own cookie jar). Anything not on loopback is
+   * aborted at once (oidc-provider's pages @import a web font; there is no
+   * network here), and console errors are kept for failure messages.
+   */
+  async newContext() {
+    const context = await this.browser.newContext();
+    context.setDefaultTimeout(15_000);
+    context.setDefaultNavigationTimeout(15_000);
+    await context.route((url) => !isLoopback(url), (route) => route.abort());
+    this.contexts.push(context);
+    context.consoleLines = [];
+    context.on('console', (m) => context.consoleLines.push(`[${m.type()}] ${m.text()}`));
+    context.on('weberror', (e) => context.consoleLines.push(`[pageerror] ${e.error()}`));
+    return context;
+  }
+
+  /**
+   * Wraps a test body: on failure, every open page is screenshotted into
+   * test-results/ and the browser console and server log tail are attached.
+   */
+  guard(fn) {
+    return async (t) => {
+      try {
+        await fn(t);
+      } catch (err) {
+        const slug = `${this.name}-${t.name}`.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80);
+        const shots = [];
+        let n = 0;
+        for (const context of this.contexts) {
+          for (const page of context.pages()) {
+            const file = path.join(RESULTS_DIR, `${slug}-${n++}.png`);
+            try {
+              await page.screenshot({ path: file, fullPage: true, timeout: 5000 });
+              shots.push(`${path.relative(REPO_DIR, file)} (${page.url()})`);
+            } catch { /* the page may be gone */ }
+          }
+        }
+        const consoleLines = this.contexts.flatMap((c) => c.consoleLines).slice(-20);
+        err.message += `\n  screenshots: ${shots.join(', ') || 'none'}`
+          + `\n  browser console:\n    ${consoleLines.join('\n    ') || '(empty)'}`
+          + `\n  server log tail (${this.server ? path.relative(REPO_DIR, this.server.logPath) : 'no server'}):\n${this.serverLog(1500)}`;
+        throw err;
+      }
+    };
+  }
+
+  /** Tears everything down, each step bounded; safe to call twice. */
+  async stop() {
+    const steps = [];
+    if (this.browser) {
+      const browser = this.browser;
+      this.browser = null;
+      steps.push(withTimeout(browser.close(), 10_000, 'closing chromium').catch(() => {}));
+    }
+    for (const server of this.servers.splice(0)) steps.push(closeServer(server).catch(() => {}));
+    for (const child of this.children) {
+      if (child.exitCode !== null) continue;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      steps.push(withTimeout(exited, 5000, 'server shutdown').catch(() => child.kill('SIGKILL')));
+    }
+    await Promise.all(steps);
+    fs.rmSync(this.tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,400 @@
+//! Linked accounts: `list-accounts`, `link-social` (the callback adds the
+//! account to the signed-in user), `unlink-account` (never the last way to
+//! sign in), and the linking rule of a sign-in (a verified email from a trusted
+//! provider joins the user with that verified email; an unverified email never
+//! joins anyone).
+
+mod support;
+
+use serde_json::{json, Value};
+use support::oidc_provider::{OidcProvider, TestUser};
+use support::{
+    add_oidc_provider, better_auth_code, browser, create_dashboard_user, get_session, location,
+    oauth_sign_in, plain_client, query_param, set_cookies, start_with_provider, through_provider,
+    TestServer, FRONTEND,
+};
+use tachigo_engine::{NewSession, Surface};
+
+async fn start_two_providers(provider: &OidcProvider, trusted: &[&str]) -> TestServer {
+    let trusted: Vec<String> = trusted.iter().map(|s| s.to_string()).collect();
+    start_with_provider(provider, |config| {
+        add_oidc_provider(config, "other", provider);
+        config.oauth.trusted_providers = trusted;
+    })
+    .await
+}
+
+async fn list_accounts(server: &TestServer, b: &reqwest::Client) -> Vec<Value> {
+    let response = b
+        .get(server.url("/api/auth/list-accounts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn post(
+    server: &TestServer,
+    b: &reqwest::Client,
+    path: &str,
+    body: Value,
+) -> reqwest::Response {
+    b.post(server.url(path))
+        .header("origin", FRONTEND)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn signed_in_as(
+    server: &TestServer,
+    provider: &OidcProvider,
+    user: TestUser,
+) -> (reqwest::Client, String) {
+    provider.set_user(user);
+    let b = browser();
+    oauth_sign_in(server, &b, "local", json!({})).await;
+    let id = get_session(server, &b).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (b, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_accounts_shows_linked_providers_and_passwords() {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &[]).await;
+    let anonymous = plain_client()
+        .get(server.url("/api/auth/list-accounts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(better_auth_code(anonymous).await, "UNAUTHORIZED");
+
+    let (b, user_id) = signed_in_as(&server, &provider, TestUser::verified("lister")).await;
+    let accounts = list_accounts(&server, &b).await;
+    assert_eq!(accounts.len(), 1);
+    let a = &accounts[0];
+    assert_eq!(a["providerId"], "local");
+    assert_eq!(a["accountId"], "lister");
+    assert_eq!(a["userId"], user_id.as_str());
+    assert_eq!(a["scopes"], json!([]));
+    assert!(a["id"].is_string() && a["createdAt"].is_string() && a["updatedAt"].is_string());
+
+    // A dashboard user with a password lists it as Better Auth's `credential`.
+    let dash_id = create_dashboard_user(&server, "dash@example.com").await;
+    let web = server
+        .engine()
+        .create_session(
+            &dash_id,
+            NewSession {
+                surface: Surface::Web,
+                user_agent: None,
+                ip: None,
+                context: None,
+            },
+        )
+        .await
+        .unwrap();
+    let response = plain_client()
+        .get(server.url("/api/auth/list-accounts"))
+        .header(
+            "cookie",
+            format!("tachigo.session_token={}", web.token.unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let accounts: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0]["providerId"], "credential");
+    assert_eq!(accounts[0]["accountId"], dash_id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_social_adds_the_account_to_the_signed_in_user() {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &[]).await;
+    let (b, user_id) = signed_in_as(&server, &provider, TestUser::verified("main")).await;
+
+    // A different identity with a different email: the user asked for it.
+    provider.set_user(TestUser::verified("secondary"));
+    let started = post(
+        &server,
+        &b,
+        "/api/auth/link-social",
+        json!({"provider": "other", "callbackURL": "/settings/accounts"}),
+    )
+    .await;
+    assert_eq!(started.status(), 200);
+    assert_eq!(set_cookies(&started, "tachigo.oauth_state").len(), 1);
+    let started: Value = started.json().await.unwrap();
+    assert_eq!(started["redirect"], true);
+    let landed = through_provider(&b, started["url"].as_str().unwrap()).await;
+    assert_eq!(location(&landed), format!("{FRONTEND}/settings/accounts"));
+    assert!(
+        set_cookies(&landed, "tachigo.session_token").is_empty(),
+        "the session stays as it was"
+    );
+
+    let mut providers: Vec<String> = list_accounts(&server, &b)
+        .await
+        .iter()
+        .map(|a| {
+            format!(
+                "{}:{}",
+                a["providerId"].as_str().unwrap(),
+                a["accountId"].as_str().unwrap()
+            )
+        })
+        .collect();
+    providers.sort();
+    assert_eq!(providers, ["local:main", "other:secondary"]);
+    assert_eq!(server.engine().store().user_count(), 1);
+
+    // Signing in with the linked account now lands on the same user.
+    provider.set_user(TestUser::verified("secondary"));
+    let other = browser();
+    let started = post(
+        &server,
+        &other,
+        "/api/auth/sign-in/social",
+        json!({"provider": "other"}),
+    )
+    .await;
+    let url = started.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    through_provider(&other, &url).await;
+    assert_eq!(
+        get_session(&server, &other).await["user"]["id"],
+        user_id.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linking_an_account_another_user_owns_is_refused() {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &[]).await;
+    signed_in_as(&server, &provider, TestUser::verified("owner")).await;
+    let (b, _) = signed_in_as(&server, &provider, TestUser::verified("thief")).await;
+
+    provider.set_user(TestUser::verified("owner"));
+    let started = post(
+        &server,
+        &b,
+        "/api/auth/link-social",
+        json!({"provider": "local"}),
+    )
+    .await;
+    let url = started.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let landed = through_provider(&b, &url).await;
+    let to = location(&landed);
+    assert!(to.starts_with(&format!("{FRONTEND}/auth/error?")), "{to}");
+    assert_eq!(
+        query_param(&to, "error").as_deref(),
+        Some("account_already_linked_to_different_user")
+    );
+    assert_eq!(list_accounts(&server, &b).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_social_needs_a_session_and_a_trusted_origin() {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &[]).await;
+    let anonymous = post(
+        &server,
+        &browser(),
+        "/api/auth/link-social",
+        json!({"provider": "other"}),
+    )
+    .await;
+    assert_eq!(anonymous.status(), 401);
+
+    let (b, _) = signed_in_as(&server, &provider, TestUser::verified("csrf")).await;
+    let forged = b
+        .post(server.url("/api/auth/link-social"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"provider": "other"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(better_auth_code(forged).await, "UNTRUSTED_ORIGIN");
+    let no_origin = b
+        .post(server.url("/api/auth/link-social"))
+        .json(&json!({"provider": "other"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_origin.status(), 403);
+    assert_eq!(server.engine().store().oauth_state_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_way_to_sign_in_cannot_be_unlinked() {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &[]).await;
+    let (b, _) = signed_in_as(&server, &provider, TestUser::verified("solo")).await;
+
+    let refused = post(
+        &server,
+        &b,
+        "/api/auth/unlink-account",
+        json!({"providerId": "local"}),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        better_auth_code(refused).await,
+        "FAILED_TO_UNLINK_LAST_ACCOUNT"
+    );
+    assert_eq!(list_accounts(&server, &b).await.len(), 1);
+
+    let unknown = post(
+        &server,
+        &b,
+        "/api/auth/unlink-account",
+        json!({"providerId": "github"}),
+    )
+    .await;
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(better_auth_code(unknown).await, "ACCOUNT_NOT_FOUND");
+
+    provider.set_user(TestUser::verified("solo-second"));
+    let started = post(
+        &server,
+        &b,
+        "/api/auth/link-social",
+        json!({"provider": "other"}),
+    )
+    .await;
+    let url = started.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    through_provider(&b, &url).await;
+    assert_eq!(list_accounts(&server, &b).await.len(), 2);
+
+    let unlinked = post(
+        &server,
+        &b,
+        "/api/auth/unlink-account",
+        json!({"providerId": "local", "accountId": "solo"}),
+    )
+    .await;
+    assert_eq!(unlinked.status(), 200);
+    assert_eq!(
+        unlinked.json::<Value>().await.unwrap(),
+        json!({"status": true})
+    );
+    let left = list_accounts(&server, &b).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["providerId"], "other");
+    let last = post(
+        &server,
+        &b,
+        "/api/auth/unlink-account",
+        json!({"providerId": "other"}),
+    )
+    .await;
+    assert_eq!(last.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_email_from_a_trusted_provider_joins_the_verified_user() {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &["other"]).await;
+    let (_, user_id) = signed_in_as(&server, &provider, TestUser::verified("joiner")).await;
+
+    provider.set_user(TestUser {
+        sub: "joiner-at-other".into(),
+        ..TestUser::verified("joiner")
+    });
+    let b = browser();
+    let started = post(
+        &server,
+        &b,
+        "/api/auth/sign-in/social",
+        json!({"provider": "other", "newUserCallbackURL": "/new"}),
+    )
+    .await;
+    let url = started.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let landed = through_provider(&b, &url).await;
+    assert_eq!(
+        location(&landed),
+        format!("{FRONTEND}/dashboard"),
+        "joined, not new"
+    );
+    assert_eq!(
+        get_session(&server, &b).await["user"]["id"],
+        user_id.as_str()
+    );
+    assert_eq!(list_accounts(&server, &b).await.len(), 2);
+    assert_eq!(server.engine().store().user_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_email_never_joins_anyone() {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &["local", "other"]).await;
+    let (_, user_id) = signed_in_as(&server, &provider, TestUser::verified("target")).await;
+
+    provider.set_user(TestUser {
+        sub: "claims-target".into(),
+        email_verified: false,
+        ..TestUser::verified("target")
+    });
+    let b = browser();
+    let started = post(
+        &server,
+        &b,
+        "/api/auth/sign-in/social",
+        json!({"provider": "other"}),
+    )
+    .await;
+    let url = started.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    through_provider(&b, &url).await;
+    let session = get_session(&server, &b).await;
+    assert_ne!(session["user"]["id"], user_id.as_str(), "a separate user");
+    assert_eq!(
+        session["user"]["email"],
+        Value::Null,
+        "an unverified email is not kept"
+    );
+    assert_eq!(server.engine().store().user_count(), 2);
+    let target = server.engine().user(&user_id).await.unwrap();
+    assert_eq!(target.accounts.len(), 1, "nothing was linked to the target");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_existing_email_is_never_joined_even_by_a_trusted_provider() {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &["local"]).await;
+    // Dashboard users' emails are not verified.
+    create_dashboard_user(&server, "dash@example.com").await;
+    provider.set_user(TestUser {
+        email: Some("dash@example.com".into()),
+        ..TestUser::verified("dash-sub")
+    });
+    let landed = oauth_sign_in(&server, &browser(), "local", json!({})).await;
+    assert_eq!(
+        query_param(&location(&landed), "error").as_deref(),
+        Some("account_not_linked")
+    );
+    assert_eq!(server.engine().store().user_count(), 1);
+}
