@@ -11,7 +11,7 @@ use tachigo_engine::config::{deployment, Config, DurabilityMode};
 use tachigo_engine::storage::{Store, StoreOptions};
 use tachigo_engine::{Engine, EngineOptions};
 use tachigo_frontends::common::dispatcher::{Dispatcher, Mount};
-use tachigo_frontends::{dashboard, extension, oauth, system, AppState};
+use tachigo_frontends::{admin, dashboard, extension, oauth, system, AppState};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -89,7 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
 
     let dedicated = &config.listen;
-    let mut main_mounts = vec![system()];
+    let mut main_mounts = vec![system(), admin::mount(&state)];
     let mut addrs = BoundAddrs {
         main: config.server.listen,
         dashboard: None,

@@ -453,3 +453,35 @@ async fn forged_expired_and_truncated_tokens_change_nothing() {
 fn uuid_like() -> String {
     "3f2c9a4e-1b2c-4d5e-8f90-0123456789ab".to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_stops_working_when_it_expires_even_after_use() {
+    let mut server = TestServer::start_with(|c| {
+        c.tokens.access_ttl = tachigo_engine::config::ConfigDuration::from_secs(1);
+    })
+    .await;
+    let (_, _, refresh, access) = logged_in(&server, "expiry@example.com").await;
+    let c = plain_client();
+    let me = || {
+        c.get(server.url("/api/v1/auth/me"))
+            .bearer_auth(&access)
+            .send()
+    };
+    assert_eq!(me().await.unwrap().status(), 200);
+    assert_eq!(me().await.unwrap().status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    expect(me().await.unwrap(), 401, "invalid_access_token").await;
+    // A refresh gives a working one again.
+    let r = dashboard_refresh_with(&server, &refresh).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["expires_in"], 1);
+    let r = c
+        .get(server.url("/api/v1/auth/me"))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(c);
+    server.stop().await;
+}

@@ -76,21 +76,11 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let inner: Vec<u8> = block
-        .iter()
-        .map(|b| b ^ 0x36)
-        .chain(message.iter().copied())
-        .collect();
-    let inner = Sha256::digest(inner);
-    let outer: Vec<u8> = block
-        .iter()
-        .map(|b| b ^ 0x5c)
-        .chain(inner.iter().copied())
-        .collect();
-    Sha256::digest(outer).to_vec()
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// A token with an arbitrary header, HMAC-SHA256-signed with `key` (for headers
@@ -519,26 +509,9 @@ async fn rotated_secrets_both_verify_during_the_overlap_and_an_expired_one_stops
     server.stop().await;
 }
 
-/// `2024-01-02T03:04:05Z` for a Unix time, without a date crate.
+/// An RFC 3339 time for a Unix time in seconds, as an operator writes `expires_at`.
 fn rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    tachigo_frontends::common::timestamps::rfc3339(unix * 1000)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,14 +533,25 @@ async fn a_panel_logging_in_again_reuses_its_live_session_per_channel() {
         let client = plain_client();
         let url = server.url("/api/v1/extension/me");
         let bearer = token["access_token"].as_str().unwrap().to_string();
-        async move { client.get(url).bearer_auth(bearer).send().await.unwrap().status() }
+        async move {
+            client
+                .get(url)
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(me(&first).await, 200);
     assert_eq!(me(&second).await, 200);
     // The same viewer in another channel's panel is another session.
     let elsewhere = twitch_jwt(&key, &twitch_claims(Some("1234"), "99", "viewer"));
     assert_eq!(login(&server, &elsewhere).await.status(), 200);
-    assert_eq!(server.engine().list_sessions(user_id).await.unwrap().len(), 2);
+    assert_eq!(
+        server.engine().list_sessions(user_id).await.unwrap().len(),
+        2
+    );
     server.stop().await;
 }
 

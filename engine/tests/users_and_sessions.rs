@@ -786,26 +786,58 @@ async fn a_panel_session_is_reused_per_channel_and_renewed_past_half_its_life() 
         ..new_session(Surface::Extension)
     };
 
-    let first = h.engine.create_session(&user.id, in_channel("1")).await.unwrap();
+    let first = h
+        .engine
+        .create_session(&user.id, in_channel("1"))
+        .await
+        .unwrap();
     h.clock.advance_ms(ttl / 4);
-    let again = h.engine.create_session(&user.id, in_channel("1")).await.unwrap();
+    let again = h
+        .engine
+        .create_session(&user.id, in_channel("1"))
+        .await
+        .unwrap();
     assert_eq!(again.session.id, first.session.id, "reused");
-    assert_eq!(again.session.expires_at, first.session.expires_at, "more than half left: not written");
+    assert_eq!(
+        again.session.expires_at, first.session.expires_at,
+        "more than half left: not written"
+    );
 
     h.clock.advance_ms(ttl / 2);
-    let renewed = h.engine.create_session(&user.id, in_channel("1")).await.unwrap();
+    let renewed = h
+        .engine
+        .create_session(&user.id, in_channel("1"))
+        .await
+        .unwrap();
     assert_eq!(renewed.session.id, first.session.id);
     assert_eq!(renewed.session.expires_at, h.clock.now_ms() + ttl);
     let stored = h.store().sessions_of(&user.id).unwrap();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].expires_at, renewed.session.expires_at, "the renewal is durable");
+    assert_eq!(
+        stored[0].expires_at, renewed.session.expires_at,
+        "the renewal is durable"
+    );
 
-    let other = h.engine.create_session(&user.id, in_channel("2")).await.unwrap();
-    assert_ne!(other.session.id, first.session.id, "another channel is another session");
+    let other = h
+        .engine
+        .create_session(&user.id, in_channel("2"))
+        .await
+        .unwrap();
+    assert_ne!(
+        other.session.id, first.session.id,
+        "another channel is another session"
+    );
 
     h.clock.advance_ms(ttl + 1);
-    let later = h.engine.create_session(&user.id, in_channel("1")).await.unwrap();
-    assert_ne!(later.session.id, first.session.id, "an expired session is not revived");
+    let later = h
+        .engine
+        .create_session(&user.id, in_channel("1"))
+        .await
+        .unwrap();
+    assert_ne!(
+        later.session.id, first.session.id,
+        "an expired session is not revived"
+    );
 
     // A token minted for a session never outlives it.
     let (_, claims) = h.engine.mint_session_access_token(

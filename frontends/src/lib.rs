@@ -4,6 +4,7 @@
 //! A frontend never touches storage: it parses the request, asks the
 //! [`Engine`](tachigo_engine::Engine), and renders the reply in its contract's shape.
 
+pub mod admin;
 pub mod common;
 pub mod dashboard;
 pub mod extension;

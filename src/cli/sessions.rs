@@ -3,6 +3,8 @@
 use clap::Subcommand;
 use tachigo_engine::{EngineError, RevokeScope};
 
+use tachigo_frontends::common::timestamps::rfc3339;
+
 use super::{open_engine, user_id_for, Common};
 
 #[derive(Debug, Subcommand)]
@@ -25,33 +27,6 @@ pub enum SessionsCommand {
     },
 }
 
-fn format_time(ms: i64) -> String {
-    humantime_like(ms)
-}
-
-/// RFC 3339 (UTC, seconds) without pulling a date crate into the binary.
-fn humantime_like(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 pub async fn run(cmd: SessionsCommand) -> anyhow::Result<()> {
     match cmd {
         SessionsCommand::List { common, email } => {
@@ -71,9 +46,9 @@ pub async fn run(cmd: SessionsCommand) -> anyhow::Result<()> {
                     "{}  {:<9}  created {}  last seen {}  expires {}  ip {}  agent {}",
                     s.id,
                     s.surface.as_str(),
-                    format_time(s.created_at),
-                    format_time(s.last_seen_at),
-                    format_time(s.expires_at),
+                    rfc3339(s.created_at),
+                    rfc3339(s.last_seen_at),
+                    rfc3339(s.expires_at),
                     s.ip.as_deref().unwrap_or("-"),
                     s.user_agent.as_deref().unwrap_or("-"),
                 );
@@ -107,16 +82,4 @@ pub async fn run(cmd: SessionsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_utc_times() {
-        assert_eq!(super::humantime_like(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            super::humantime_like(1_795_392_000_000),
-            "2026-11-23T00:00:00Z"
-        );
-    }
 }

@@ -24,7 +24,9 @@ fn user_not_found() -> ApiError {
 
 /// The calling operator's user id, or the refusal.
 async fn require_admin(engine: &Engine, headers: &HeaderMap) -> Result<String, Rejection> {
-    let caller = authenticate_bearer(engine, headers).await.map_err(ApiError::reject)?;
+    let caller = authenticate_bearer(engine, headers)
+        .await
+        .map_err(ApiError::reject)?;
     if !caller.user.roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(ApiError::forbidden("forbidden", "this needs the admin role").reject());
     }
@@ -43,14 +45,21 @@ fn user_id(raw: &str) -> Result<&str, Rejection> {
 fn engine_error(e: EngineError) -> Rejection {
     match e {
         EngineError::UserNotFound => user_not_found(),
-        EngineError::SessionNotFound => ApiError::not_found("session_not_found", "the user has no live session with that id"),
+        EngineError::SessionNotFound => ApiError::not_found(
+            "session_not_found",
+            "the user has no live session with that id",
+        ),
         EngineError::InvalidRole => ApiError::bad_request("invalid_role", e.to_string()),
         other => other.into(),
     }
     .reject()
 }
 
-pub async fn find_users(engine: Engine, headers: HeaderMap, query: FindQuery) -> Result<Response<Body>, Rejection> {
+pub async fn find_users(
+    engine: Engine,
+    headers: HeaderMap,
+    query: FindQuery,
+) -> Result<Response<Body>, Rejection> {
     require_admin(&engine, &headers).await?;
     let limit = query.limit.unwrap_or(20).clamp(1, MAX_FIND_LIMIT);
     let prefix = query.email.trim().to_ascii_lowercase();
@@ -62,10 +71,16 @@ pub async fn find_users(engine: Engine, headers: HeaderMap, query: FindQuery) ->
     Ok(json(&serde_json::json!({ "users": users })))
 }
 
-pub async fn get_user(id: String, engine: Engine, headers: HeaderMap) -> Result<Response<Body>, Rejection> {
+pub async fn get_user(
+    id: String,
+    engine: Engine,
+    headers: HeaderMap,
+) -> Result<Response<Body>, Rejection> {
     require_admin(&engine, &headers).await?;
     let user = engine.user(user_id(&id)?).await.map_err(engine_error)?;
-    Ok(json(&serde_json::json!({ "user": AdminUserView::from(user) })))
+    Ok(json(
+        &serde_json::json!({ "user": AdminUserView::from(user) }),
+    ))
 }
 
 pub async fn set_roles(
@@ -76,25 +91,49 @@ pub async fn set_roles(
 ) -> Result<Response<Body>, Rejection> {
     let operator = require_admin(&engine, &headers).await?;
     let target = user_id(&id)?;
-    let user = engine.set_roles(target, body.roles).await.map_err(engine_error)?;
+    let user = engine
+        .set_roles(target, body.roles)
+        .await
+        .map_err(engine_error)?;
     tracing::info!(operator, user_id = target, roles = %user.roles.join(","), "admin set roles");
-    Ok(json(&serde_json::json!({ "user": AdminUserView::from(user) })))
+    Ok(json(
+        &serde_json::json!({ "user": AdminUserView::from(user) }),
+    ))
 }
 
-pub async fn list_sessions(id: String, engine: Engine, headers: HeaderMap) -> Result<Response<Body>, Rejection> {
+pub async fn list_sessions(
+    id: String,
+    engine: Engine,
+    headers: HeaderMap,
+) -> Result<Response<Body>, Rejection> {
     require_admin(&engine, &headers).await?;
-    let mut sessions = engine.list_sessions(user_id(&id)?).await.map_err(engine_error)?;
+    let mut sessions = engine
+        .list_sessions(user_id(&id)?)
+        .await
+        .map_err(engine_error)?;
     sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     let sessions: Vec<AdminSessionView> = sessions.into_iter().map(Into::into).collect();
     Ok(json(&serde_json::json!({ "sessions": sessions })))
 }
 
-pub async fn revoke_all(id: String, engine: Engine, headers: HeaderMap) -> Result<Response<Body>, Rejection> {
+pub async fn revoke_all(
+    id: String,
+    engine: Engine,
+    headers: HeaderMap,
+) -> Result<Response<Body>, Rejection> {
     let operator = require_admin(&engine, &headers).await?;
     let target = user_id(&id)?;
-    let ended = engine.revoke_sessions(target, RevokeScope::All).await.map_err(engine_error)?;
+    let ended = engine
+        .revoke_sessions(target, RevokeScope::All)
+        .await
+        .map_err(engine_error)?;
     engine
-        .audit("admin_revoked_sessions", Some(target), None, &format!("{} sessions, by {operator}", ended.len()))
+        .audit(
+            "admin_revoked_sessions",
+            Some(target),
+            None,
+            &format!("{} sessions, by {operator}", ended.len()),
+        )
         .await;
     Ok(json(&serde_json::json!({ "revoked": ended.len() })))
 }
@@ -112,7 +151,12 @@ pub async fn revoke_one(
         .await
         .map_err(engine_error)?;
     engine
-        .audit("admin_revoked_sessions", Some(target), Some(&session_id), &format!("1 session, by {operator}"))
+        .audit(
+            "admin_revoked_sessions",
+            Some(target),
+            Some(&session_id),
+            &format!("1 session, by {operator}"),
+        )
         .await;
     Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
 }

@@ -80,7 +80,9 @@ pub fn mount(state: &AppState) -> Mount {
     Mount {
         name: "admin",
         prefix: PREFIX,
-        cors: Some(CorsPolicy::with_credentials(state.trusted_origins.as_ref().clone())),
+        cors: Some(CorsPolicy::with_credentials(
+            state.trusted_origins.as_ref().clone(),
+        )),
         routes,
     }
 }

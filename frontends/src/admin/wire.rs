@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use tachigo_engine::messages::SessionInfo;
 use tachigo_engine::storage::UserRecord;
 
-use crate::common::timestamps::rfc3339;
+use crate::common::timestamps::Iso;
 
 /// `GET /users?email=<prefix>&limit=<n>`.
 #[derive(Debug, Deserialize)]
@@ -24,7 +24,7 @@ pub struct RolesBody {
 pub struct AccountView {
     pub provider: String,
     pub subject: String,
-    pub linked_at: String,
+    pub linked_at: Iso,
 }
 
 /// A user as an operator sees it (never the password hash, only whether there is one).
@@ -37,8 +37,8 @@ pub struct AdminUserView {
     pub roles: Vec<String>,
     pub has_password: bool,
     pub accounts: Vec<AccountView>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Iso,
+    pub updated_at: Iso,
 }
 
 impl From<UserRecord> for AdminUserView {
@@ -48,10 +48,14 @@ impl From<UserRecord> for AdminUserView {
             accounts: u
                 .accounts
                 .into_iter()
-                .map(|a| AccountView { provider: a.provider, subject: a.subject, linked_at: rfc3339(a.linked_at) })
+                .map(|a| AccountView {
+                    provider: a.provider,
+                    subject: a.subject,
+                    linked_at: Iso(a.linked_at),
+                })
                 .collect(),
-            created_at: rfc3339(u.created_at),
-            updated_at: rfc3339(u.updated_at),
+            created_at: Iso(u.created_at),
+            updated_at: Iso(u.updated_at),
             id: u.id,
             email: u.email,
             email_verified: u.email_verified,
@@ -65,9 +69,9 @@ impl From<UserRecord> for AdminUserView {
 pub struct AdminSessionView {
     pub id: String,
     pub surface: &'static str,
-    pub created_at: String,
-    pub last_seen_at: String,
-    pub expires_at: String,
+    pub created_at: Iso,
+    pub last_seen_at: Iso,
+    pub expires_at: Iso,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
 }
@@ -77,9 +81,9 @@ impl From<SessionInfo> for AdminSessionView {
         AdminSessionView {
             id: s.id,
             surface: s.surface.as_str(),
-            created_at: rfc3339(s.created_at),
-            last_seen_at: rfc3339(s.last_seen_at),
-            expires_at: rfc3339(s.expires_at),
+            created_at: Iso(s.created_at),
+            last_seen_at: Iso(s.last_seen_at),
+            expires_at: Iso(s.expires_at),
             user_agent: s.user_agent,
             ip: s.ip,
         }

@@ -11,6 +11,8 @@ pub mod error;
 pub mod origin_check;
 pub mod rate_limit;
 pub mod request_context;
+pub mod timestamps;
+pub mod verified_tokens;
 
 pub use body::{json_body, optional_json_body, MAX_BODY_BYTES};
 pub use error::{ApiError, ErrorStyle};

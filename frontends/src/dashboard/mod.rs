@@ -10,7 +10,8 @@
 //!
 //! One file per endpoint family, plus the pieces they share: `refresh_cookie`
 //! (where a refresh token comes from), `session_tokens` (what a login or refresh
-//! hands out), `access` (bearer authentication), `login_limits`, `wire`.
+//! hands out), `access` (bearer authentication), `login_limits`, `wire` (the
+//! JSON shapes).
 
 mod access;
 mod login;
@@ -22,13 +23,13 @@ mod refresh_cookie;
 mod register;
 mod session_tokens;
 mod sessions;
-mod timestamps;
 mod wire;
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use tachigo_engine::access_token::AccessClaims;
 use tachigo_engine::Engine;
 use warp::{Filter, Rejection};
 
@@ -36,11 +37,14 @@ use crate::common::cookies::CookieSettings;
 use crate::common::cors::CorsPolicy;
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
+use crate::common::verified_tokens::VerifiedTokens;
 use crate::common::{json_body, optional_json_body, request_context};
 use crate::AppState;
 
 pub use login_limits::{PER_ACCOUNT as LOGIN_LIMIT_PER_ACCOUNT, PER_IP as LOGIN_LIMIT_PER_IP};
 pub use refresh_cookie::{COOKIE_NAME as REFRESH_COOKIE, COOKIE_PATH as REFRESH_COOKIE_PATH};
+
+pub(crate) use access::authenticate_bearer;
 
 pub const PREFIX: &str = "/api/v1/auth/";
 
@@ -53,7 +57,12 @@ pub(crate) struct Dashboard {
     refresh_body_fallback: bool,
     refresh_idle_ttl_secs: i64,
     limits: login_limits::LoginLimits,
+    /// Access tokens whose signature already verified (see `access`).
+    verified_tokens: VerifiedTokens<AccessClaims>,
 }
+
+/// Access tokens remembered as verified, at most (about 400 bytes each).
+const VERIFIED_TOKENS_CAPACITY: usize = 32_768;
 
 fn with_dashboard(
     dashboard: &Arc<Dashboard>,
@@ -72,6 +81,7 @@ pub fn mount(state: &AppState) -> Mount {
         refresh_body_fallback: config.dashboard.refresh_body_fallback,
         refresh_idle_ttl_secs: config.tokens.refresh_idle_ttl.as_millis_i64() / 1000,
         limits: login_limits::LoginLimits::default(),
+        verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY, |claims| claims.exp),
     });
     let d = &dashboard;
 

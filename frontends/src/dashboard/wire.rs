@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tachigo_engine::messages::SessionInfo;
 use tachigo_engine::storage::{SessionRecord, UserRecord};
 
-use super::timestamps::rfc3339;
+use crate::common::timestamps::Iso;
 
 /// `POST /register`.
 #[derive(Debug, Deserialize)]
@@ -84,16 +84,16 @@ pub struct RefreshReply {
 #[derive(Debug, Serialize)]
 pub struct SessionView {
     pub id: String,
-    pub created_at: String,
-    pub expires_at: String,
+    pub created_at: Iso,
+    pub expires_at: Iso,
 }
 
 impl From<&SessionRecord> for SessionView {
     fn from(session: &SessionRecord) -> SessionView {
         SessionView {
             id: session.id.clone(),
-            created_at: rfc3339(session.created_at),
-            expires_at: rfc3339(session.expires_at),
+            created_at: Iso(session.created_at),
+            expires_at: Iso(session.expires_at),
         }
     }
 }
@@ -111,9 +111,9 @@ pub struct SessionItem {
     pub id: String,
     /// `dashboard`, `extension` or `web`.
     pub surface: &'static str,
-    pub created_at: String,
-    pub last_seen_at: String,
-    pub expires_at: String,
+    pub created_at: Iso,
+    pub last_seen_at: Iso,
+    pub expires_at: Iso,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     /// True for the session of the access token that asked.
@@ -125,9 +125,9 @@ impl SessionItem {
         SessionItem {
             current: info.id == current_session_id,
             surface: info.surface.as_str(),
-            created_at: rfc3339(info.created_at),
-            last_seen_at: rfc3339(info.last_seen_at),
-            expires_at: rfc3339(info.expires_at),
+            created_at: Iso(info.created_at),
+            last_seen_at: Iso(info.last_seen_at),
+            expires_at: Iso(info.expires_at),
             user_agent: info.user_agent,
             ip: info.ip,
             id: info.id,

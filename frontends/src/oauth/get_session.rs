@@ -24,8 +24,9 @@ pub async fn handle(
     oauth: Arc<OAuth>,
     cookie_header: Option<String>,
 ) -> Result<Response<Body>, Rejection> {
-    let presented = session_cookie::token(cookie_header.as_deref()).is_some();
-    let caller = session_cookie::current(&oauth.engine, cookie_header.as_deref())
+    let token = session_cookie::token(cookie_header.as_deref());
+    let presented = token.is_some();
+    let caller = session_cookie::lookup(&oauth.engine, token)
         .await
         .map_err(ApiError::reject)?;
     let Some(caller) = caller else {

@@ -91,7 +91,7 @@ pub fn mount(state: &AppState) -> Mount {
     });
     let o = &oauth;
 
-    // The hot path first.
+    // The hot path first, unboxed.
     let get_session = warp::path!("api" / "auth" / "get-session")
         .and(warp::get())
         .and(with_oauth(o))
@@ -164,9 +164,9 @@ pub fn mount(state: &AppState) -> Mount {
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"ok": true})).into_response());
 
-    let routes = get_session
-        .or(sign_in_post)
-        .unify()
+    // Everything but the hot path sits behind one box, so a get-session request
+    // never carries (and moves) the much larger futures of the provider flows.
+    let rest = sign_in_post
         .or(sign_in_get)
         .unify()
         .or(callback)
@@ -188,6 +188,10 @@ pub fn mount(state: &AppState) -> Mount {
         .or(unlink_account)
         .unify()
         .or(ok)
+        .unify()
+        .boxed();
+    let routes = get_session
+        .or(rest)
         .unify()
         .recover(|r: Rejection| recover(ErrorStyle::BetterAuth, r))
         .unify()

@@ -64,7 +64,15 @@ pub(crate) async fn current(
     engine: &Engine,
     cookie_header: Option<&str>,
 ) -> Result<Option<Caller>, ApiError> {
-    let Some(token) = token(cookie_header) else {
+    lookup(engine, token(cookie_header)).await
+}
+
+/// The live session of a presented token, if any.
+pub(crate) async fn lookup(
+    engine: &Engine,
+    token: Option<String>,
+) -> Result<Option<Caller>, ApiError> {
+    let Some(token) = token else {
         return Ok(None);
     };
     match engine.session_by_token(&token).await {

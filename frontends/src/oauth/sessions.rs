@@ -68,7 +68,7 @@ pub async fn list(
         .map_err(|e| ApiError::from(e).reject())?;
     sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     let listed: Vec<ListedSession> = sessions
-        .into_iter()
+        .iter()
         .map(|info| ListedSession::new(info, caller.user_id(), caller.session_id()))
         .collect();
     let mut response = warp::reply::json(&listed).into_response();

@@ -3,37 +3,34 @@
 //! types read them unchanged. Bodies of requests are here too.
 
 use serde::{Deserialize, Serialize};
-use tachigo_engine::storage::{LinkedAccount, SessionRecord, UnixMillis, UserRecord};
+use tachigo_engine::storage::{LinkedAccount, SessionRecord, UserRecord};
 use tachigo_engine::SessionInfo;
 
-/// `2025-01-31T12:00:00.000Z`.
-pub(crate) fn iso(unix_ms: UnixMillis) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms.max(0) as u64);
-    humantime::format_rfc3339_millis(at).to_string()
-}
+pub(crate) use crate::common::timestamps::Iso;
 
+/// A session as Better Auth shapes it. Borrowed: get-session is the hot path.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct SessionJson {
-    pub id: String,
-    pub user_id: String,
-    pub expires_at: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub ip_address: Option<String>,
-    pub user_agent: Option<String>,
+pub(crate) struct SessionJson<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub expires_at: Iso,
+    pub created_at: Iso,
+    pub updated_at: Iso,
+    pub ip_address: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
 }
 
-impl SessionJson {
-    pub(crate) fn from_record(s: &SessionRecord) -> SessionJson {
+impl<'a> SessionJson<'a> {
+    pub(crate) fn from_record(s: &'a SessionRecord) -> SessionJson<'a> {
         SessionJson {
-            id: s.id.clone(),
-            user_id: s.user_id.clone(),
-            expires_at: iso(s.expires_at),
-            created_at: iso(s.created_at),
-            updated_at: iso(s.updated_at),
-            ip_address: s.ip.clone(),
-            user_agent: s.user_agent.clone(),
+            id: &s.id,
+            user_id: &s.user_id,
+            expires_at: Iso(s.expires_at),
+            created_at: Iso(s.created_at),
+            updated_at: Iso(s.updated_at),
+            ip_address: s.ip.as_deref(),
+            user_agent: s.user_agent.as_deref(),
         }
     }
 }
@@ -42,62 +39,66 @@ impl SessionJson {
 /// `email` is `null` for users no provider gave a verified email.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct UserJson {
-    pub id: String,
-    pub name: String,
-    pub email: Option<String>,
+pub(crate) struct UserJson<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub email: Option<&'a str>,
     pub email_verified: bool,
-    pub image: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub roles: Vec<String>,
+    pub image: Option<&'a str>,
+    pub created_at: Iso,
+    pub updated_at: Iso,
+    pub roles: &'a [String],
 }
 
-impl UserJson {
-    pub(crate) fn from_record(u: &UserRecord) -> UserJson {
+impl<'a> UserJson<'a> {
+    pub(crate) fn from_record(u: &'a UserRecord) -> UserJson<'a> {
         UserJson {
-            id: u.id.clone(),
-            name: u.name.clone().unwrap_or_default(),
-            email: u.email.clone(),
+            id: &u.id,
+            name: u.name.as_deref().unwrap_or_default(),
+            email: u.email.as_deref(),
             email_verified: u.email_verified,
-            image: u.image.clone(),
-            created_at: iso(u.created_at),
-            updated_at: iso(u.updated_at),
-            roles: u.roles.clone(),
+            image: u.image.as_deref(),
+            created_at: Iso(u.created_at),
+            updated_at: Iso(u.updated_at),
+            roles: &u.roles,
         }
     }
 }
 
 /// `GET /get-session` with a live session.
 #[derive(Serialize)]
-pub(crate) struct SessionAndUser {
-    pub session: SessionJson,
-    pub user: UserJson,
+pub(crate) struct SessionAndUser<'a> {
+    pub session: SessionJson<'a>,
+    pub user: UserJson<'a>,
 }
 
 /// One entry of `GET /list-sessions`: Better Auth's session fields plus which
 /// client made it and whether it is the caller's.
 #[derive(Serialize)]
-pub(crate) struct ListedSession {
+pub(crate) struct ListedSession<'a> {
     #[serde(flatten)]
-    pub session: SessionJson,
+    pub session: SessionJson<'a>,
     pub surface: &'static str,
     pub current: bool,
 }
 
-impl ListedSession {
-    pub(crate) fn new(info: SessionInfo, user_id: &str, current_id: &str) -> ListedSession {
+impl<'a> ListedSession<'a> {
+    pub(crate) fn new(
+        info: &'a SessionInfo,
+        user_id: &'a str,
+        current_id: &str,
+    ) -> ListedSession<'a> {
         ListedSession {
             current: info.id == current_id,
             surface: info.surface.as_str(),
             session: SessionJson {
-                user_id: user_id.to_string(),
-                expires_at: iso(info.expires_at),
-                created_at: iso(info.created_at),
-                updated_at: iso(info.last_seen_at),
-                ip_address: info.ip,
-                user_agent: info.user_agent,
-                id: info.id,
+                id: &info.id,
+                user_id,
+                expires_at: Iso(info.expires_at),
+                created_at: Iso(info.created_at),
+                updated_at: Iso(info.last_seen_at),
+                ip_address: info.ip.as_deref(),
+                user_agent: info.user_agent.as_deref(),
             },
         }
     }
@@ -115,8 +116,8 @@ pub(crate) struct AccountJson {
     pub provider_id: String,
     pub account_id: String,
     pub user_id: String,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Iso,
+    pub updated_at: Iso,
     pub scopes: Vec<String>,
 }
 
@@ -127,8 +128,8 @@ impl AccountJson {
             provider_id: a.provider.clone(),
             account_id: a.subject.clone(),
             user_id: user_id.to_string(),
-            created_at: iso(a.linked_at),
-            updated_at: iso(a.linked_at),
+            created_at: Iso(a.linked_at),
+            updated_at: Iso(a.linked_at),
             scopes: Vec::new(),
         }
     }
@@ -140,8 +141,8 @@ impl AccountJson {
             provider_id: CREDENTIAL_PROVIDER.into(),
             account_id: u.id.clone(),
             user_id: u.id.clone(),
-            created_at: iso(u.created_at),
-            updated_at: iso(u.updated_at),
+            created_at: Iso(u.created_at),
+            updated_at: Iso(u.updated_at),
             scopes: Vec::new(),
         }
     }
@@ -228,11 +229,17 @@ pub(crate) struct RevokeSessionBody {
 
 #[cfg(test)]
 mod tests {
-    use super::iso;
+    use super::Iso;
 
     #[test]
     fn times_are_iso_8601_with_milliseconds() {
-        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            serde_json::to_string(&Iso(0)).unwrap(),
+            "\"1970-01-01T00:00:00.000Z\""
+        );
+        assert_eq!(
+            Iso(1_700_000_000_123).to_string(),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 }
