@@ -8,7 +8,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use reqwest::{Client, Url};
+use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
+use warp::hyper::body::Bytes;
 
 /// Builds the shared client for `concurrency` workers.
 pub fn client(concurrency: u32) -> anyhow::Result<Client> {
@@ -53,4 +54,24 @@ pub fn error_kind(error: &reqwest::Error) -> String {
         "request"
     };
     kind.to_string()
+}
+
+/// Sends `request` and hands back a 200 answer; any other status is the error
+/// `"<label> <status>"`, a transport failure its error kind.
+pub async fn send_ok(request: RequestBuilder, label: &str) -> Result<Response, String> {
+    let response = request.send().await.map_err(|e| error_kind(&e))?;
+    if response.status() != StatusCode::OK {
+        return Err(format!("{label} {}", response.status().as_u16()));
+    }
+    Ok(response)
+}
+
+/// The whole body of `response`.
+pub async fn body(response: Response) -> Result<Bytes, String> {
+    response.bytes().await.map_err(|e| error_kind(&e))
+}
+
+/// [`send_ok`], then the whole body.
+pub async fn fetch_ok(request: RequestBuilder, label: &str) -> Result<Bytes, String> {
+    body(send_ok(request, label).await?).await
 }

@@ -24,7 +24,7 @@ use reqwest::{Client, StatusCode, Url};
 
 use self::oidc_provider::{OidcProvider, CLIENT_ID, CLIENT_SECRET};
 use crate::server_process::{default_server_bin, ServerProcess};
-use crate::Options;
+use crate::{http, Options};
 
 const OIDC_ADDR_ENV: &str = "TACHIGO_BENCH_OIDC_ADDR";
 const STATE_COOKIE: &str = "tachigo.oauth_state";
@@ -60,10 +60,6 @@ fn location(response: &reqwest::Response) -> Result<String, String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .ok_or_else(|| "no location".to_string())
-}
-
-fn transport(e: &reqwest::Error) -> String {
-    crate::http::error_kind(e)
 }
 
 impl OAuthTarget {
@@ -119,22 +115,17 @@ impl OAuthTarget {
     /// One complete sign-in of provider subject `subject` (a verified user of
     /// the local provider); returns the session cookie's value.
     pub async fn sign_in(&self, subject: &str) -> Result<String, String> {
-        let started = self
+        let request = self
             .client
             .post(
                 self.base
                     .join("/api/auth/sign-in/social")
                     .map_err(|e| e.to_string())?,
             )
-            .json(&serde_json::json!({"provider": "local", "loginHint": subject}))
-            .send()
-            .await
-            .map_err(|e| transport(&e))?;
-        if started.status() != StatusCode::OK {
-            return Err(format!("sign-in status {}", started.status().as_u16()));
-        }
+            .json(&serde_json::json!({"provider": "local", "loginHint": subject}));
+        let started = http::send_ok(request, "sign-in status").await?;
         let state = set_cookie_value(&started, STATE_COOKIE).ok_or("no state cookie")?;
-        let body: serde_json::Value = started.json().await.map_err(|e| transport(&e))?;
+        let body: serde_json::Value = started.json().await.map_err(|e| http::error_kind(&e))?;
         let authorize = body["url"].as_str().ok_or("no authorization url")?;
 
         let approved = self
@@ -142,7 +133,7 @@ impl OAuthTarget {
             .get(authorize)
             .send()
             .await
-            .map_err(|e| transport(&e))?;
+            .map_err(|e| http::error_kind(&e))?;
         if approved.status() != StatusCode::FOUND {
             return Err(format!("provider status {}", approved.status().as_u16()));
         }
@@ -157,7 +148,7 @@ impl OAuthTarget {
             .header(COOKIE, format!("{STATE_COOKIE}={state}"))
             .send()
             .await
-            .map_err(|e| transport(&e))?;
+            .map_err(|e| http::error_kind(&e))?;
         let to = location(&landed)?;
         if let Some((_, code)) = to.split_once("error=") {
             return Err(format!("callback error {code}"));

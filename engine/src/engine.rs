@@ -517,6 +517,7 @@ impl Engine {
         })
     }
 
+    /// The user's live sessions on every surface, newest first.
     pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, EngineError> {
         self.call(user_id, UserMsg::ListSessions).await
     }

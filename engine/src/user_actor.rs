@@ -466,7 +466,10 @@ impl Ops<'_> {
     fn list_sessions(self) -> Vec<SessionInfo> {
         let now = self.shared.now();
         self.state.sessions.retain(|s| !s.is_expired(now));
-        self.state.sessions.iter().map(LiveSession::info).collect()
+        let mut sessions: Vec<SessionInfo> =
+            self.state.sessions.iter().map(LiveSession::info).collect();
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        sessions
     }
 
     async fn revoke(self, scope: RevokeScope) -> Result<Vec<String>, EngineError> {

@@ -5,7 +5,7 @@
 //! load generator can do with no application work, so every HTTP scenario is
 //! reported as a ratio to the baseline measured in the same run.
 
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Url};
 use tokio::task::AbortHandle;
 use warp::hyper::body::Bytes;
 use warp::Filter;
@@ -49,16 +49,7 @@ impl Scenario for Baseline {
     }
 
     async fn step(&self, _worker: usize, _iteration: u64) -> Result<(), String> {
-        let response = self
-            .client
-            .get(self.url.clone())
-            .send()
-            .await
-            .map_err(|e| http::error_kind(&e))?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("status {}", response.status().as_u16()));
-        }
-        let body = response.bytes().await.map_err(|e| http::error_kind(&e))?;
+        let body = http::fetch_ok(self.client.get(self.url.clone()), "status").await?;
         if body.len() != BODY_LEN {
             return Err("body length".to_string());
         }

@@ -191,19 +191,14 @@ impl<L: Loop> Dashboard<L> {
             .expect("user lock")
             .refresh_token
             .clone();
-        let response = self
+        let request = self
             .client
             .post(self.refresh_url.clone())
             .header("origin", BENCH_ORIGIN)
-            .header(COOKIE, format!("{REFRESH_COOKIE}={token}"))
-            .send()
-            .await
-            .map_err(|e| http::error_kind(&e))?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("refresh status {}", response.status().as_u16()));
-        }
+            .header(COOKIE, format!("{REFRESH_COOKIE}={token}"));
+        let response = http::send_ok(request, "refresh status").await?;
         let successor = refresh_cookie(&response).ok_or("refresh cookie")?;
-        let body = response.bytes().await.map_err(|e| http::error_kind(&e))?;
+        let body = http::body(response).await?;
         let reply: TokenReply = serde_json::from_slice(&body).map_err(|_| "refresh body")?;
         let mut user = self.users[worker].lock().expect("user lock");
         user.refresh_token = successor;
@@ -217,17 +212,8 @@ impl<L: Loop> Dashboard<L> {
             .expect("user lock")
             .access_token
             .clone();
-        let response = self
-            .client
-            .get(self.me_url.clone())
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| http::error_kind(&e))?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("me status {}", response.status().as_u16()));
-        }
-        let body = response.bytes().await.map_err(|e| http::error_kind(&e))?;
+        let request = self.client.get(self.me_url.clone()).bearer_auth(token);
+        let body = http::fetch_ok(request, "me status").await?;
         if !body.starts_with(br#"{"user":"#) {
             return Err("me body".to_string());
         }

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Url};
 
 use crate::driver::Scenario;
 use crate::server_process::{default_server_bin, ServerProcess};
@@ -99,17 +99,8 @@ impl Scenario for Extension {
         });
         let token = jsonwebtoken::encode(&self.header, &claims, &self.key)
             .map_err(|_| "signing".to_string())?;
-        let response = self
-            .client
-            .post(self.url.clone())
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| http::error_kind(&e))?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("status {}", response.status().as_u16()));
-        }
-        let body = response.bytes().await.map_err(|e| http::error_kind(&e))?;
+        let request = self.client.post(self.url.clone()).bearer_auth(token);
+        let body = http::fetch_ok(request, "status").await?;
         if !body.starts_with(br#"{"access_token":"#) {
             return Err("body".to_string());
         }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{HeaderValue, COOKIE};
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Url};
 
 use crate::driver::Scenario;
 use crate::oauth_flow::{OAuthTarget, SESSION_COOKIE};
@@ -61,17 +61,11 @@ impl Scenario for GetSession {
 
     async fn step(&self, _worker: usize, _iteration: u64) -> Result<(), String> {
         let cookie = &self.cookies[rand::random_range(0..self.cookies.len())];
-        let response = self
+        let request = self
             .client
             .get(self.url.clone())
-            .header(COOKIE, cookie.clone())
-            .send()
-            .await
-            .map_err(|e| http::error_kind(&e))?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("status {}", response.status().as_u16()));
-        }
-        let body = response.bytes().await.map_err(|e| http::error_kind(&e))?;
+            .header(COOKIE, cookie.clone());
+        let body = http::fetch_ok(request, "status").await?;
         if !body.starts_with(br#"{"session":"#) {
             return Err("no session".to_string());
         }

@@ -7,8 +7,9 @@ use warp::http::Response;
 use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
-use super::wire::{AdminSessionView, AdminUserView, FindQuery, RolesBody};
+use super::wire::{AdminUserView, FindQuery, RolesBody};
 use super::ADMIN_ROLE;
+use crate::common::listed_session::ListedSession;
 use crate::common::ApiError;
 use crate::dashboard::authenticate_bearer;
 
@@ -45,10 +46,6 @@ fn user_id(raw: &str) -> Result<&str, Rejection> {
 fn engine_error(e: EngineError) -> Rejection {
     match e {
         EngineError::UserNotFound => user_not_found(),
-        EngineError::SessionNotFound => ApiError::not_found(
-            "session_not_found",
-            "the user has no live session with that id",
-        ),
         EngineError::InvalidRole => ApiError::bad_request("invalid_role", e.to_string()),
         other => other.into(),
     }
@@ -107,12 +104,11 @@ pub async fn list_sessions(
     headers: HeaderMap,
 ) -> Result<Response<Body>, Rejection> {
     require_admin(&engine, &headers).await?;
-    let mut sessions = engine
+    let sessions = engine
         .list_sessions(user_id(&id)?)
         .await
         .map_err(engine_error)?;
-    sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
-    let sessions: Vec<AdminSessionView> = sessions.into_iter().map(Into::into).collect();
+    let sessions: Vec<ListedSession> = sessions.into_iter().map(Into::into).collect();
     Ok(json(&serde_json::json!({ "sessions": sessions })))
 }
 

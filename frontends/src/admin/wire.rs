@@ -1,7 +1,6 @@
 //! The JSON of the admin API. Times are RFC 3339 UTC, as in the dashboard contract.
 
 use serde::{Deserialize, Serialize};
-use tachigo_engine::messages::SessionInfo;
 use tachigo_engine::storage::UserRecord;
 
 use crate::common::timestamps::Iso;
@@ -61,31 +60,6 @@ impl From<UserRecord> for AdminUserView {
             email_verified: u.email_verified,
             name: u.name,
             roles: u.roles,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct AdminSessionView {
-    pub id: String,
-    pub surface: &'static str,
-    pub created_at: Iso,
-    pub last_seen_at: Iso,
-    pub expires_at: Iso,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
-
-impl From<SessionInfo> for AdminSessionView {
-    fn from(s: SessionInfo) -> AdminSessionView {
-        AdminSessionView {
-            id: s.id,
-            surface: s.surface.as_str(),
-            created_at: Iso(s.created_at),
-            last_seen_at: Iso(s.last_seen_at),
-            expires_at: Iso(s.expires_at),
-            user_agent: s.user_agent,
-            ip: s.ip,
         }
     }
 }

@@ -108,10 +108,16 @@ impl ApiError {
     }
 }
 
-/// Maps an engine failure that no contract expects to a 500/503 (logged, never shown).
+/// Maps an engine failure to its answer: a session id that is not one of the
+/// user's live sessions is 404 `session_not_found` on every contract; a
+/// failure no contract expects is a 500/503 (logged, never shown).
 impl From<tachigo_engine::EngineError> for ApiError {
     fn from(e: tachigo_engine::EngineError) -> ApiError {
         match e {
+            tachigo_engine::EngineError::SessionNotFound => ApiError::not_found(
+                "session_not_found",
+                "no live session of this user has that id",
+            ),
             tachigo_engine::EngineError::Unavailable => ApiError::unavailable(),
             other => {
                 tracing::error!(error = %other, "unexpected engine error");

@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod cors;
 pub mod dispatcher;
 pub mod error;
+pub mod listed_session;
 pub mod origin_check;
 pub mod rate_limit;
 pub mod request_context;

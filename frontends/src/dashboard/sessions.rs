@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode};
-use tachigo_engine::{EngineError, RevokeScope};
+use tachigo_engine::RevokeScope;
 use warp::http::Response;
 use warp::hyper::Body;
 use warp::{Rejection, Reply};
@@ -36,12 +36,11 @@ pub async fn list(
     let caller = authenticate(&dashboard, &headers)
         .await
         .map_err(ApiError::reject)?;
-    let mut sessions = dashboard
+    let sessions = dashboard
         .engine
         .list_sessions(&caller.user.id)
         .await
         .map_err(|e| ApiError::from(e).reject())?;
-    sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     let items: Vec<SessionItem> = sessions
         .into_iter()
         .map(|info| SessionItem::new(info, &caller.session.id))
@@ -61,13 +60,7 @@ pub async fn revoke_one(
         .engine
         .revoke_sessions(&caller.user.id, RevokeScope::One(session_id))
         .await
-        .map_err(|e| match e {
-            EngineError::SessionNotFound => {
-                ApiError::not_found("session_not_found", "no such session")
-            }
-            other => other.into(),
-        })
-        .map_err(ApiError::reject)?;
+        .map_err(|e| ApiError::from(e).reject())?;
     Ok(no_content())
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tachigo_engine::messages::SessionInfo;
 use tachigo_engine::storage::{SessionRecord, UserRecord};
 
+use crate::common::listed_session::ListedSession;
 use crate::common::timestamps::Iso;
 
 /// `POST /register`.
@@ -108,14 +109,8 @@ pub struct MeReply {
 /// One item of `GET /sessions`.
 #[derive(Debug, Serialize)]
 pub struct SessionItem {
-    pub id: String,
-    /// `dashboard`, `extension` or `web`.
-    pub surface: &'static str,
-    pub created_at: Iso,
-    pub last_seen_at: Iso,
-    pub expires_at: Iso,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    #[serde(flatten)]
+    pub session: ListedSession,
     /// True for the session of the access token that asked.
     pub current: bool,
 }
@@ -124,13 +119,7 @@ impl SessionItem {
     pub fn new(info: SessionInfo, current_session_id: &str) -> SessionItem {
         SessionItem {
             current: info.id == current_session_id,
-            surface: info.surface.as_str(),
-            created_at: Iso(info.created_at),
-            last_seen_at: Iso(info.last_seen_at),
-            expires_at: Iso(info.expires_at),
-            user_agent: info.user_agent,
-            ip: info.ip,
-            id: info.id,
+            session: info.into(),
         }
     }
 }

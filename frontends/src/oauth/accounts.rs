@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::SET_COOKIE;
 use http::HeaderMap;
 use tachigo_engine::EngineError;
 use warp::http::Response;
@@ -24,17 +24,10 @@ use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::authorization::{self, StartRequest};
-use super::session_cookie::{self, Caller};
+use super::session_cookie;
 use super::wire::{AccountJson, LinkSocialBody, RedirectJson, StatusJson, UnlinkAccountBody};
 use super::OAuth;
-use crate::common::origin_check::require_trusted_origin;
 use crate::common::ApiError;
-
-async fn changing_caller(oauth: &OAuth, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    require_trusted_origin(headers, &oauth.trusted_origins)?;
-    let cookie = headers.get(COOKIE).and_then(|v| v.to_str().ok());
-    session_cookie::require(&oauth.engine, cookie).await
-}
 
 pub async fn list(
     oauth: Arc<OAuth>,
@@ -62,9 +55,10 @@ pub async fn link(
     headers: HeaderMap,
     body: LinkSocialBody,
 ) -> Result<Response<Body>, Rejection> {
-    let caller = changing_caller(&oauth, &headers)
-        .await
-        .map_err(ApiError::reject)?;
+    let caller =
+        session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
+            .await
+            .map_err(ApiError::reject)?;
     let started = authorization::start(
         &oauth,
         StartRequest {
@@ -96,9 +90,10 @@ pub async fn unlink(
     headers: HeaderMap,
     body: UnlinkAccountBody,
 ) -> Result<Response<Body>, Rejection> {
-    let caller = changing_caller(&oauth, &headers)
-        .await
-        .map_err(ApiError::reject)?;
+    let caller =
+        session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
+            .await
+            .map_err(ApiError::reject)?;
     oauth
         .engine
         .unlink_account(

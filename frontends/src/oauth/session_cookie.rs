@@ -3,14 +3,17 @@
 //! caller's session from it. The token is only ever in this cookie, never in a
 //! JSON body.
 
-use http::header::SET_COOKIE;
-use http::{HeaderValue, StatusCode};
+use std::collections::HashSet;
+
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use tachigo_engine::storage::SessionRecord;
 use tachigo_engine::{Engine, EngineError, SessionRead};
 use warp::http::Response;
 use warp::hyper::Body;
 
 use crate::common::cookies::{self, CookieSettings};
+use crate::common::origin_check::require_trusted_origin;
 use crate::common::ApiError;
 
 pub const COOKIE_NAME: &str = "tachigo.session_token";
@@ -94,4 +97,20 @@ pub(crate) async fn require(
             "sign in first: no valid session cookie",
         )
     })
+}
+
+/// The `Cookie` header of a request, when it is readable text.
+pub(crate) fn cookie_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(COOKIE).and_then(|v| v.to_str().ok())
+}
+
+/// For a cookie-authenticated change: the CSRF origin check, then the
+/// caller's live session (or 401 `UNAUTHORIZED`).
+pub(crate) async fn require_for_change(
+    engine: &Engine,
+    trusted_origins: &HashSet<String>,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    require_trusted_origin(headers, trusted_origins)?;
+    require(engine, cookie_header(headers)).await
 }

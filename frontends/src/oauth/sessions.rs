@@ -17,11 +17,11 @@
 
 use std::sync::Arc;
 
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::SET_COOKIE;
 use http::HeaderMap;
 use serde::de::IgnoredAny;
 use tachigo_engine::opaque_token::{self, is_session_id};
-use tachigo_engine::{EngineError, RevokeScope};
+use tachigo_engine::RevokeScope;
 use warp::http::Response;
 use warp::hyper::Body;
 use warp::{Rejection, Reply};
@@ -29,18 +29,7 @@ use warp::{Rejection, Reply};
 use super::session_cookie::{self, Caller};
 use super::wire::{ListedSession, RevokeSessionBody, StatusJson};
 use super::OAuth;
-use crate::common::origin_check::require_trusted_origin;
 use crate::common::ApiError;
-
-fn cookie_of(headers: &HeaderMap) -> Option<&str> {
-    headers.get(COOKIE).and_then(|v| v.to_str().ok())
-}
-
-/// The origin check, then the caller's session.
-async fn changing_caller(oauth: &OAuth, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    require_trusted_origin(headers, &oauth.trusted_origins)?;
-    session_cookie::require(&oauth.engine, cookie_of(headers)).await
-}
 
 fn status_reply(oauth: &OAuth, caller: &Caller, ended_own: bool) -> Response<Body> {
     let mut response = warp::reply::json(&StatusJson { status: true }).into_response();
@@ -61,12 +50,11 @@ pub async fn list(
     let caller = session_cookie::require(&oauth.engine, cookie_header.as_deref())
         .await
         .map_err(ApiError::reject)?;
-    let mut sessions = oauth
+    let sessions = oauth
         .engine
         .list_sessions(caller.user_id())
         .await
         .map_err(|e| ApiError::from(e).reject())?;
-    sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     let listed: Vec<ListedSession> = sessions
         .iter()
         .map(|info| ListedSession::new(info, caller.user_id(), caller.session_id()))
@@ -93,9 +81,10 @@ pub async fn revoke_one(
     headers: HeaderMap,
     body: RevokeSessionBody,
 ) -> Result<Response<Body>, Rejection> {
-    let caller = changing_caller(&oauth, &headers)
-        .await
-        .map_err(ApiError::reject)?;
+    let caller =
+        session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
+            .await
+            .map_err(ApiError::reject)?;
     let Some(target) = target_session_id(&body) else {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -108,13 +97,7 @@ pub async fn revoke_one(
         .engine
         .revoke_sessions(caller.user_id(), RevokeScope::One(target))
         .await
-        .map_err(|e| match e {
-            EngineError::SessionNotFound => {
-                ApiError::not_found("session_not_found", "no such session")
-            }
-            other => other.into(),
-        })
-        .map_err(ApiError::reject)?;
+        .map_err(|e| ApiError::from(e).reject())?;
     Ok(status_reply(&oauth, &caller, ended_own))
 }
 
@@ -123,15 +106,7 @@ pub async fn revoke_all(
     headers: HeaderMap,
     _body: IgnoredAny,
 ) -> Result<Response<Body>, Rejection> {
-    let caller = changing_caller(&oauth, &headers)
-        .await
-        .map_err(ApiError::reject)?;
-    oauth
-        .engine
-        .revoke_sessions(caller.user_id(), RevokeScope::All)
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
-    Ok(status_reply(&oauth, &caller, true))
+    revoke_many(&oauth, &headers, |_| RevokeScope::All, true).await
 }
 
 pub async fn revoke_others(
@@ -139,16 +114,30 @@ pub async fn revoke_others(
     headers: HeaderMap,
     _body: IgnoredAny,
 ) -> Result<Response<Body>, Rejection> {
-    let caller = changing_caller(&oauth, &headers)
+    revoke_many(
+        &oauth,
+        &headers,
+        |caller| RevokeScope::AllExcept(caller.session_id().to_string()),
+        false,
+    )
+    .await
+}
+
+/// Ends the caller's sessions in `scope`; `ends_own` says whether the
+/// caller's own session is among them (its cookie is then expired).
+async fn revoke_many(
+    oauth: &OAuth,
+    headers: &HeaderMap,
+    scope: impl FnOnce(&Caller) -> RevokeScope,
+    ends_own: bool,
+) -> Result<Response<Body>, Rejection> {
+    let caller = session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, headers)
         .await
         .map_err(ApiError::reject)?;
     oauth
         .engine
-        .revoke_sessions(
-            caller.user_id(),
-            RevokeScope::AllExcept(caller.session_id().to_string()),
-        )
+        .revoke_sessions(caller.user_id(), scope(&caller))
         .await
         .map_err(|e| ApiError::from(e).reject())?;
-    Ok(status_reply(&oauth, &caller, false))
+    Ok(status_reply(oauth, &caller, ends_own))
 }

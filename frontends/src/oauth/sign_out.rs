@@ -28,9 +28,7 @@ pub async fn handle(
 
 async fn sign_out(oauth: &OAuth, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
     require_trusted_origin(headers, &oauth.trusted_origins)?;
-    let cookie_header = headers
-        .get(http::header::COOKIE)
-        .and_then(|v| v.to_str().ok());
+    let cookie_header = session_cookie::cookie_header(headers);
     if let Some(caller) = session_cookie::current(&oauth.engine, cookie_header).await? {
         let revoked = oauth
             .engine
