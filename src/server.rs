@@ -16,6 +16,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// How long a graceful shutdown waits for in-flight requests.
+/// How long shutdown waits for the last tasks holding the database to end.
+const RELEASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where each listener ended up (ports chosen by the OS when configured as 0).
@@ -33,7 +35,7 @@ pub struct RunningServer {
     pub engine: Engine,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
-    listeners: Vec<JoinHandle<Result<(), hyper::Error>>>,
+    listeners: Vec<JoinHandle<()>>,
 }
 
 /// Opens the database, refusing clearly when another process holds it.
@@ -82,8 +84,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        let server =
-            Dispatcher::new(mounts, config.server.trust_proxy).serve(listener, shutdown)?;
+        let server = Dispatcher::new(mounts, config.server.trust_proxy).serve(
+            listener,
+            shutdown,
+            DRAIN_LIMIT,
+        )?;
         listeners.push(tokio::spawn(server));
         Ok(local)
     };
@@ -140,25 +145,20 @@ impl RunningServer {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
-        // In-flight requests get DRAIN_LIMIT to finish; a client that holds a
-        // connection open without finishing a request must not hold the shutdown.
-        let drained = tokio::time::timeout(DRAIN_LIMIT, async {
-            for listener in &mut self.listeners {
-                listener.await.context("a listener task failed")??;
-            }
-            Ok::<_, anyhow::Error>(())
-        })
-        .await;
-        match drained {
-            Ok(result) => result?,
-            Err(_) => {
-                tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; closing them");
-                for listener in &self.listeners {
-                    listener.abort();
-                }
-            }
+        // Each listener drains its connections for at most DRAIN_LIMIT, then
+        // closes what is left, so a client holding a connection open cannot
+        // hold the shutdown.
+        for listener in &mut self.listeners {
+            listener.await.context("a listener task failed")?;
         }
         self.engine.shutdown().await?;
+        // Return only once the database is closed, so that its directory lock is
+        // free for whoever opens it next (a restart in the same process included).
+        let released = self.engine.store().release_watch();
+        drop(self);
+        if !released.wait(RELEASE_LIMIT).await {
+            tracing::warn!(limit = ?RELEASE_LIMIT, "the database is still held by unfinished tasks");
+        }
         tracing::info!("tachigo-auth stopped cleanly");
         Ok(())
     }

@@ -81,3 +81,41 @@ async fn unknown_routes_get_json_404_and_request_ids_are_echoed_when_sane() {
     assert_eq!(body["error"]["code"], "method_not_allowed");
     server.stop().await;
 }
+
+/// A client that never finishes its request cannot hold the server or its
+/// database: shutdown closes the connection after the drain limit, and the
+/// same data directory opens again at once (a restart in the same process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_connection_is_closed_at_shutdown_and_releases_the_database() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut server = TestServer::start().await;
+    let addr = server.running().addrs.main;
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    // An idle keep-alive connection too, as a browser leaves one.
+    let client = plain_client();
+    let r = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    server.restart().await;
+
+    // The server closed it before the restart returned: reading ends at once.
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stalled.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(ended.is_ok(), "the stalled connection is still open");
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "the unfinished request was never answered: {rest:?}"
+    );
+    let r = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the restarted server answers");
+    server.stop().await;
+}

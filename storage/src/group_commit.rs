@@ -8,7 +8,7 @@
 //! request would not; and it never calls `flush_async`, which hangs under
 //! concurrency in sled 0.34.7.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Instant;
 
@@ -28,12 +28,16 @@ pub enum Durability {
 }
 
 impl Durability {
-    /// Starts the flusher thread for `db`. It stops when every handle is dropped.
-    pub fn start_group_commit(db: sled::Db) -> Durability {
+    /// Starts the flusher thread for `db`. It stops when every handle is
+    /// dropped, then drops `db` and, last, `store_handle`.
+    pub fn start_group_commit(db: sled::Db, store_handle: Arc<()>) -> Durability {
         let (tx, rx) = mpsc::channel::<Waiter>();
         thread::Builder::new()
             .name("tachigo-flusher".into())
-            .spawn(move || flusher_loop(db, rx))
+            .spawn(move || {
+                flusher_loop(db, rx);
+                drop(store_handle);
+            })
             .expect("spawning the flusher thread");
         Durability::GroupCommit(tx)
     }

@@ -14,7 +14,7 @@ mod store;
 pub use error::StorageError;
 pub use group_commit::Durability;
 pub use records::*;
-pub use store::{Store, StoreOptions};
+pub use store::{ReleaseWatch, Store, StoreOptions};
 
 /// Milliseconds since the Unix epoch: the one clock unit stored in records.
 pub type UnixMillis = i64;

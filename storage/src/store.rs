@@ -5,6 +5,7 @@
 //! durability before it returns.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Weak};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
@@ -25,6 +26,9 @@ pub struct StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Shared by every handle and by the flusher thread, which drops it only
+    /// after its own database handle: see [`Store::release_watch`].
+    handles: Arc<()>,
     durability: Durability,
     users: Tree,
     emails: Tree,
@@ -117,8 +121,9 @@ impl Store {
                 Err(e) => return Err(StorageError::Sled(e)),
             }
         };
+        let handles = Arc::new(());
         let durability = if options.durable {
-            Durability::start_group_commit(db.clone())
+            Durability::start_group_commit(db.clone(), handles.clone())
         } else {
             Durability::None
         };
@@ -134,8 +139,15 @@ impl Store {
             signing_keys: db.open_tree("signing_keys")?,
             audit: db.open_tree("audit")?,
             durability,
+            handles,
             db,
         })
+    }
+
+    /// A watch that tells when every handle to this database (clones of this
+    /// store and the flusher thread) is gone, so its directory lock is free.
+    pub fn release_watch(&self) -> ReleaseWatch {
+        ReleaseWatch(Arc::downgrade(&self.handles))
     }
 
     /// Flushes everything now; used at shutdown.
@@ -509,5 +521,26 @@ impl Store {
             .take(limit)
             .map(|entry| decode(&entry?.1))
             .collect()
+    }
+}
+
+/// See [`Store::release_watch`].
+pub struct ReleaseWatch(Weak<()>);
+
+impl ReleaseWatch {
+    pub fn is_released(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+
+    /// Waits until the database is released or `limit` passes; true if released.
+    pub async fn wait(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.is_released() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        true
     }
 }

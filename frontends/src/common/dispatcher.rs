@@ -7,12 +7,14 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::header::{self, HeaderValue};
-use hyper::server::conn::AddrStream;
-use hyper::service::{make_service_fn, service_fn, Service};
+use hyper::server::conn::Http;
+use hyper::service::{service_fn, Service};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{Request, Response};
@@ -167,29 +169,79 @@ impl Dispatcher {
         response
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
+    /// Serves on `listener` until `shutdown` resolves. Then it stops accepting,
+    /// asks every open connection to finish its request in flight and close
+    /// (idle keep-alive connections close at once), and after `drain_limit`
+    /// closes those still open. The returned future ends only once no
+    /// connection is left, so nothing this dispatcher reaches (the engine and
+    /// its database) is held after it.
     pub fn serve(
         self,
         listener: std::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<impl Future<Output = Result<(), hyper::Error>> + Send, hyper::Error> {
-        let make_service = make_service_fn(move |conn: &AddrStream| {
-            let remote = conn.remote_addr();
-            let dispatcher = self.clone();
-            async move {
-                Ok::<_, Infallible>(service_fn(move |request| {
-                    let dispatcher = dispatcher.clone();
-                    async move { Ok::<_, Infallible>(dispatcher.handle(request, remote).await) }
-                }))
+        drain_limit: Duration,
+    ) -> std::io::Result<impl Future<Output = ()> + Send> {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        Ok(async move {
+            let (closing, closing_watch) = watch::channel(false);
+            let mut connections = JoinSet::new();
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, remote)) => {
+                            connections.spawn(self.clone().connection(stream, remote, closing_watch.clone()));
+                        }
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off, keep serving.
+                            tracing::warn!(error = %e, "accepting a connection failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
             }
+            drop(listener);
+            let _ = closing.send(true);
+            let drained = tokio::time::timeout(drain_limit, async {
+                while connections.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    open = connections.len(),
+                    limit = ?drain_limit,
+                    "connections still open after the drain limit; closing them"
+                );
+                connections.abort_all();
+                while connections.join_next().await.is_some() {}
+            }
+        })
+    }
+
+    /// One connection (HTTP/1.1 or HTTP/2), served until the client closes it
+    /// or, once `closing` turns true, gracefully shut down.
+    async fn connection(
+        self,
+        stream: tokio::net::TcpStream,
+        remote: SocketAddr,
+        mut closing: watch::Receiver<bool>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let service = service_fn(move |request| {
+            let dispatcher = self.clone();
+            async move { Ok::<_, Infallible>(dispatcher.handle(request, remote).await) }
         });
-        listener
-            .set_nonblocking(true)
-            .expect("a TCP listener can be made non-blocking");
-        Ok(hyper::Server::from_tcp(listener)?
-            .tcp_nodelay(true)
-            .serve(make_service)
-            .with_graceful_shutdown(shutdown))
+        let connection = Http::new().serve_connection(stream, service);
+        tokio::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = closing.wait_for(|c| *c) => {}
+        }
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
     }
 }
 
