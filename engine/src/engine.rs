@@ -326,6 +326,22 @@ impl Engine {
         .await?
     }
 
+    /// The id of the user linked to the provider account, creating that user on
+    /// first sight (as [`Engine::find_or_create_by_account`], without linking
+    /// by email); `true` when created. A returning account costs one index
+    /// read and no message to the user's actor.
+    pub async fn user_id_for_account(
+        &self,
+        identity: &ProviderIdentity,
+    ) -> Result<(String, bool), EngineError> {
+        let store = &self.shared.store;
+        if let Some(id) = store.user_id_by_account(&identity.provider, &identity.subject)? {
+            return Ok((id, false));
+        }
+        let (user, created) = self.find_or_create_by_account(identity, false).await?;
+        Ok((user.id, created))
+    }
+
     /// Finds the user linked to a provider identity, or links it to the user with
     /// the same verified email (only when `email_link_allowed`: a trusted provider
     /// asserting a verified email), or creates a new user. Returns `(user, created)`.

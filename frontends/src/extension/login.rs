@@ -127,10 +127,10 @@ async fn login(
         subject: twitch_user_id.clone(),
         ..ProviderIdentity::default()
     };
-    let (user, created) = engine.find_or_create_by_account(&identity, false).await?;
+    let (user_id, created) = engine.user_id_for_account(&identity).await?;
     let started = engine
         .create_session(
-            &user.id,
+            &user_id,
             NewSession {
                 surface: Surface::Extension,
                 user_agent: context.user_agent.clone(),
@@ -140,7 +140,7 @@ async fn login(
         )
         .await?;
     count("user");
-    tracing::debug!(user_id = %user.id, created, channel_id = %twitch.channel_id, "extension login");
+    tracing::debug!(user_id = %user_id, created, channel_id = %twitch.channel_id, "extension login");
     let user = started.user;
     // A reused panel session may end before a fresh token would: the token never outlives it.
     let (access_token, claims) = engine.mint_session_access_token(
