@@ -48,6 +48,20 @@ async fn post(
         .unwrap()
 }
 
+/// `POST /link-social` for `provider_name` as the signed-in `b`, then through
+/// the provider; returns the callback's answer.
+async fn link_social(
+    server: &TestServer,
+    b: &reqwest::Client,
+    provider_name: &str,
+) -> reqwest::Response {
+    let body = json!({ "provider": provider_name });
+    let started = post(server, b, "/api/auth/link-social", body).await;
+    assert_eq!(started.status(), 200, "link-social starts");
+    let started: Value = started.json().await.unwrap();
+    through_provider(b, started["url"].as_str().unwrap()).await
+}
+
 async fn signed_in_as(
     server: &TestServer,
     provider: &OidcProvider,
@@ -159,18 +173,7 @@ async fn link_social_adds_the_account_to_the_signed_in_user() {
     // Signing in with the linked account now lands on the same user.
     provider.set_user(TestUser::verified("secondary"));
     let other = browser();
-    let started = post(
-        &server,
-        &other,
-        "/api/auth/sign-in/social",
-        json!({"provider": "other"}),
-    )
-    .await;
-    let url = started.json::<Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    through_provider(&other, &url).await;
+    oauth_sign_in(&server, &other, "other", json!({})).await;
     assert_eq!(
         get_session(&server, &other).await["user"]["id"],
         user_id.as_str()
@@ -185,18 +188,7 @@ async fn linking_an_account_another_user_owns_is_refused() {
     let (b, _) = signed_in_as(&server, &provider, TestUser::verified("thief")).await;
 
     provider.set_user(TestUser::verified("owner"));
-    let started = post(
-        &server,
-        &b,
-        "/api/auth/link-social",
-        json!({"provider": "local"}),
-    )
-    .await;
-    let url = started.json::<Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let landed = through_provider(&b, &url).await;
+    let landed = link_social(&server, &b, "local").await;
     let to = location(&landed);
     assert!(to.starts_with(&format!("{FRONTEND}/auth/error?")), "{to}");
     assert_eq!(
@@ -270,18 +262,7 @@ async fn the_last_way_to_sign_in_cannot_be_unlinked() {
     assert_eq!(better_auth_code(unknown).await, "ACCOUNT_NOT_FOUND");
 
     provider.set_user(TestUser::verified("solo-second"));
-    let started = post(
-        &server,
-        &b,
-        "/api/auth/link-social",
-        json!({"provider": "other"}),
-    )
-    .await;
-    let url = started.json::<Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    through_provider(&b, &url).await;
+    link_social(&server, &b, "other").await;
     assert_eq!(list_accounts(&server, &b).await.len(), 2);
 
     let unlinked = post(
@@ -320,18 +301,7 @@ async fn a_verified_email_from_a_trusted_provider_joins_the_verified_user() {
         ..TestUser::verified("joiner")
     });
     let b = browser();
-    let started = post(
-        &server,
-        &b,
-        "/api/auth/sign-in/social",
-        json!({"provider": "other", "newUserCallbackURL": "/new"}),
-    )
-    .await;
-    let url = started.json::<Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let landed = through_provider(&b, &url).await;
+    let landed = oauth_sign_in(&server, &b, "other", json!({"newUserCallbackURL": "/new"})).await;
     assert_eq!(
         location(&landed),
         format!("{FRONTEND}/dashboard"),
@@ -357,18 +327,7 @@ async fn an_unverified_email_never_joins_anyone() {
         ..TestUser::verified("target")
     });
     let b = browser();
-    let started = post(
-        &server,
-        &b,
-        "/api/auth/sign-in/social",
-        json!({"provider": "other"}),
-    )
-    .await;
-    let url = started.json::<Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    through_provider(&b, &url).await;
+    oauth_sign_in(&server, &b, "other", json!({})).await;
     let session = get_session(&server, &b).await;
     assert_ne!(session["user"]["id"], user_id.as_str(), "a separate user");
     assert_eq!(
