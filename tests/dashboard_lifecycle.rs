@@ -10,7 +10,6 @@ use std::sync::Arc;
 use reqwest::cookie::Jar;
 use serde_json::{json, Value};
 use support::*;
-use tachigo_engine::storage::FamilyRevocation;
 
 /// A browser tab over a shared cookie jar: what survives a page reload.
 fn tab(jar: &Arc<Jar>) -> reqwest::Client {
@@ -132,22 +131,7 @@ async fn login_me_refresh_reload_logout_then_refresh_fails() {
         cleared,
         ["tachigo_refresh=; HttpOnly; SameSite=Lax; Path=/api/v1/auth; Max-Age=0"]
     );
-    assert!(server
-        .engine()
-        .store()
-        .sessions_of(&user_id)
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        server
-            .engine()
-            .store()
-            .family(&session_id)
-            .unwrap()
-            .unwrap()
-            .revoked,
-        Some(FamilyRevocation::Revoked)
-    );
+    assert_logged_out_in_storage(&server, &user_id, &session_id);
 
     // The jar dropped the cookie: nothing to refresh with.
     let r = dashboard_refresh(&server, &reloaded).await;

@@ -199,22 +199,7 @@ async fn the_body_fallback_rotates_counts_and_returns_the_token_only_to_body_cal
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(refresh_cookie_value(&r), "");
-    assert!(server
-        .engine()
-        .store()
-        .sessions_of(&user_id)
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        server
-            .engine()
-            .store()
-            .family(&session_id)
-            .unwrap()
-            .unwrap()
-            .revoked,
-        Some(FamilyRevocation::Revoked)
-    );
+    assert_logged_out_in_storage(&server, &user_id, &session_id);
     server.stop().await;
 }
 

@@ -233,6 +233,18 @@ pub async fn dashboard_refresh_with(server: &TestServer, token: &str) -> reqwest
         .unwrap()
 }
 
+/// What storage holds after a dashboard logout: no session of the user, and
+/// the session's refresh family kept as a revoked tombstone (so a replay of
+/// any of its tokens is still recognised).
+pub fn assert_logged_out_in_storage(server: &TestServer, user_id: &str, session_id: &str) {
+    let store = server.engine().store();
+    assert!(store.sessions_of(user_id).unwrap().is_empty());
+    assert_eq!(
+        store.family(session_id).unwrap().unwrap().revoked,
+        Some(tachigo_engine::storage::FamilyRevocation::Revoked)
+    );
+}
+
 /// The value the response's `tachigo_refresh` `Set-Cookie` carries (empty when cleared).
 pub fn refresh_cookie_value(response: &reqwest::Response) -> String {
     let cookies = set_cookies(response, "tachigo_refresh");
