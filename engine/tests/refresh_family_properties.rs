@@ -20,7 +20,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{dashboard_login, forged_token, hash_of, plain_user, Harness};
+use common::{dashboard_login, forged_token, hash_of, plain_user, rotated, Harness};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
@@ -473,18 +473,8 @@ async fn grace_never_reaches_back_past_the_immediate_predecessor() {
     let h = Harness::start(engine_options()).await;
     let user = plain_user(&h.engine).await;
     let (sid, t0) = dashboard_login(&h.engine, &user.id).await;
-    let t1 = h
-        .engine
-        .rotate_refresh_token(&t0)
-        .await
-        .unwrap()
-        .refresh_token;
-    let t2 = h
-        .engine
-        .rotate_refresh_token(&t1)
-        .await
-        .unwrap()
-        .refresh_token;
+    let t1 = rotated(&h.engine, &t0).await;
+    let t2 = rotated(&h.engine, &t1).await;
 
     let replay = h.engine.rotate_refresh_token(&t1).await.unwrap();
     assert!(replay.grace);
@@ -516,12 +506,7 @@ async fn the_predecessor_after_the_grace_window_is_reuse() {
     let h = Harness::start(engine_options()).await;
     let user = plain_user(&h.engine).await;
     let (sid, t0) = dashboard_login(&h.engine, &user.id).await;
-    let t1 = h
-        .engine
-        .rotate_refresh_token(&t0)
-        .await
-        .unwrap()
-        .refresh_token;
+    let t1 = rotated(&h.engine, &t0).await;
     h.clock.advance_ms(GRACE_MS);
     let inside = h.engine.rotate_refresh_token(&t0).await.unwrap();
     assert!(inside.grace);

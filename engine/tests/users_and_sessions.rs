@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::{
-    dashboard_login, forged_token, hash_of, new_session, open_store, plain_user, Harness, T0,
+    dashboard_login, forged_token, hash_of, new_session, open_store, plain_user, rotated, Harness,
+    T0,
 };
 use tachigo_engine::clock::{Clock, ManualClock, SystemClock};
 use tachigo_engine::storage::FamilyRevocation;
@@ -521,12 +522,7 @@ async fn logout_revokes_the_family_and_is_idempotent() {
     let h = Harness::start(common::options()).await;
     let user = plain_user(&h.engine).await;
     let (sid, t0) = dashboard_login(&h.engine, &user.id).await;
-    let t1 = h
-        .engine
-        .rotate_refresh_token(&t0)
-        .await
-        .unwrap()
-        .refresh_token;
+    let t1 = rotated(&h.engine, &t0).await;
     let (other_sid, other) = dashboard_login(&h.engine, &user.id).await;
 
     assert!(!h
@@ -573,12 +569,7 @@ async fn refresh_families_expire_when_idle_and_at_their_absolute_limit() {
     let (busy_sid, mut busy_token) = dashboard_login(&h.engine, &user.id).await;
     for _ in 0..2 {
         h.clock.advance_ms(9_000);
-        busy_token = h
-            .engine
-            .rotate_refresh_token(&busy_token)
-            .await
-            .unwrap()
-            .refresh_token;
+        busy_token = rotated(&h.engine, &busy_token).await;
     }
     // Now at +18 s: the idle family expired at +10 s.
     assert!(matches!(
@@ -596,12 +587,7 @@ async fn refresh_families_expire_when_idle_and_at_their_absolute_limit() {
         "idle expiry is capped by the absolute one"
     );
     h.clock.advance_ms(25_000 - 18_000 - 1);
-    busy_token = h
-        .engine
-        .rotate_refresh_token(&busy_token)
-        .await
-        .unwrap()
-        .refresh_token;
+    busy_token = rotated(&h.engine, &busy_token).await;
     h.clock.advance_ms(1);
     assert!(matches!(
         h.engine.rotate_refresh_token(&busy_token).await,

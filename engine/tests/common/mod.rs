@@ -85,6 +85,15 @@ pub async fn dashboard_login(engine: &Engine, user_id: &str) -> (String, String)
     (created.session.id, token)
 }
 
+/// Rotates `token` (which must be accepted) and returns its successor.
+pub async fn rotated(engine: &Engine, token: &str) -> String {
+    engine
+        .rotate_refresh_token(token)
+        .await
+        .expect("the token rotates")
+        .refresh_token
+}
+
 /// The stored hash of an opaque token.
 pub fn hash_of(token: &str) -> TokenHash {
     opaque_token::parse(token)
