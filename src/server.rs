@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use tachigo_engine::config::{deployment, Config, DurabilityMode};
 use tachigo_engine::storage::{Store, StoreOptions};
 use tachigo_engine::{Engine, EngineOptions};
+use tachigo_frontends::common::connection::ConnectionLimits;
 use tachigo_frontends::common::dispatcher::{Dispatcher, Mount};
 use tachigo_frontends::{admin, dashboard, extension, oauth, system, AppState};
 use tokio::sync::watch;
@@ -88,6 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             listener,
             shutdown,
             DRAIN_LIMIT,
+            ConnectionLimits::from_config(&config.limits),
         )?;
         listeners.push(tokio::spawn(server));
         Ok(local)

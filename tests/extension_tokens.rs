@@ -1,12 +1,16 @@
 //! What the extension's tachigo token is worth after login: `GET /me`, the
 //! extension session in the user's session list and its revocation, verification
 //! with nothing but the published JWKS (as a separate watch service does), and
-//! CORS for the Twitch iframe's origin.
+//! CORS for the Twitch iframe's origin. Also the stricter Twitch JWT rules (`crit`
+//! header, `nbf`, `exp` at most a day ahead, canonical decimal ids), each refusal
+//! checked to leave storage unchanged.
 
 mod support;
 
 use serde_json::{json, Value};
-use support::{plain_client, twitch_claims, twitch_extension_secret, twitch_jwt, TestServer};
+use support::{
+    plain_client, twitch_claims, twitch_extension_secret, twitch_jwt, unix_now, TestServer,
+};
 use tachigo_engine::config::ExtensionSecret;
 use tachigo_engine::{RevokeScope, Surface};
 
@@ -333,5 +337,259 @@ async fn cors_admits_the_extension_origin_without_credentials_and_no_one_else() 
     }
     // Close the kept-alive connections first: the server's graceful stop waits for them.
     drop(client);
+    panel.server.stop().await;
+}
+
+// ----- Twitch JWT strictness: what login refuses, and that a refusal stores nothing -----
+
+impl Panel {
+    /// Presents a Twitch JWT to the login endpoint; any answer.
+    async fn present(&self, twitch_token: &str) -> reqwest::Response {
+        plain_client()
+            .post(self.server.url("/api/v1/extension/auth/login"))
+            .bearer_auth(twitch_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// What a refused login must leave as it was: the user count, the audit trail,
+    /// and which user (if any) each of `twitch_ids` is linked to.
+    fn storage_state(&self, twitch_ids: &[&str]) -> (usize, usize, Vec<Option<String>>) {
+        let store = self.server.engine().store();
+        (
+            store.user_count(),
+            store.recent_audit_events(10_000).unwrap().len(),
+            twitch_ids
+                .iter()
+                .map(|id| store.user_id_by_account("twitch", id).unwrap())
+                .collect(),
+        )
+    }
+
+    /// Presents each token, expects 401 `invalid_extension_token` for all, and
+    /// that storage did not change (in particular: no account for `twitch_ids`).
+    async fn assert_refused_and_nothing_stored(
+        &self,
+        twitch_ids: &[&str],
+        cases: Vec<(String, String)>,
+    ) {
+        let before = self.storage_state(twitch_ids);
+        assert!(
+            before.2.iter().all(Option::is_none),
+            "no account exists yet"
+        );
+        for (name, token) in cases {
+            assert_eq!(
+                error_code(self.present(&token).await).await,
+                (401, "invalid_extension_token".into()),
+                "{name}"
+            );
+        }
+        assert_eq!(self.storage_state(twitch_ids), before);
+    }
+}
+
+/// A token with a header `jsonwebtoken::encode` would not write, HS256-signed
+/// with the base64-decoded secret as Twitch does.
+fn hand_signed(secret_base64: &str, header: &Value, claims: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret_base64)
+        .unwrap();
+    let message = format!("{}.{}", b64(header), b64(claims));
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(&key),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{signature}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_whose_header_carries_crit_is_refused_and_stores_nothing() {
+    let mut panel = start().await;
+    let claims = twitch_claims(Some("88001"), "314", "viewer");
+    let mut cases = vec![(
+        "crit [\"exp\"] written by jsonwebtoken".to_string(),
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header {
+                crit: Some(vec!["exp".into()]),
+                ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+            },
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&{
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(&panel.key)
+                    .unwrap()
+            }),
+        )
+        .unwrap(),
+    )];
+    for crit in [json!(["b64"]), json!([]), json!(null), json!("exp")] {
+        cases.push((
+            format!("crit {crit}"),
+            hand_signed(
+                &panel.key,
+                &json!({"alg": "HS256", "typ": "JWT", "crit": crit}),
+                &claims,
+            ),
+        ));
+    }
+    panel
+        .assert_refused_and_nothing_stored(&["88001"], cases)
+        .await;
+
+    // The same claims under a header without `crit` log in.
+    let plain = hand_signed(&panel.key, &json!({"alg": "HS256", "typ": "JWT"}), &claims);
+    assert_eq!(panel.present(&plain).await.status(), 200);
+    panel.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_not_yet_valid_by_nbf_is_refused_and_a_past_nbf_is_accepted() {
+    let mut panel = start().await;
+    let with_nbf = |nbf: Value| {
+        let mut claims = twitch_claims(Some("88002"), "314", "viewer");
+        claims["nbf"] = nbf;
+        twitch_jwt(&panel.key, &claims)
+    };
+    panel
+        .assert_refused_and_nothing_stored(
+            &["88002"],
+            vec![
+                // Beyond the 30 s leeway for clock skew.
+                (
+                    "nbf 2 minutes ahead".into(),
+                    with_nbf(json!(unix_now() + 120)),
+                ),
+                (
+                    "nbf a day ahead".into(),
+                    with_nbf(json!(unix_now() + 86_400)),
+                ),
+                ("nbf a string".into(), with_nbf(json!("0"))),
+                ("nbf null".into(), with_nbf(json!(null))),
+                ("nbf negative".into(), with_nbf(json!(-1))),
+            ],
+        )
+        .await;
+
+    let r = panel.present(&with_nbf(json!(unix_now() - 60))).await;
+    assert_eq!(r.status(), 200);
+    let user_id = r.json::<Value>().await.unwrap()["user"]["id"].clone();
+    assert_eq!(
+        panel.storage_state(&["88002"]).2,
+        vec![Some(user_id.as_str().unwrap().to_string())]
+    );
+    // Within the leeway: accepted.
+    assert_eq!(
+        panel
+            .present(&with_nbf(json!(unix_now() + 5)))
+            .await
+            .status(),
+        200
+    );
+    panel.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exp_more_than_a_day_ahead_is_refused_and_an_hour_ahead_is_accepted() {
+    let mut panel = start().await;
+    let with_exp = |exp: Value| {
+        let mut claims = twitch_claims(Some("88003"), "314", "viewer");
+        claims["exp"] = exp;
+        twitch_jwt(&panel.key, &claims)
+    };
+    panel
+        .assert_refused_and_nothing_stored(
+            &["88003"],
+            vec![
+                (
+                    "exp 2 days ahead".into(),
+                    with_exp(json!(unix_now() + 2 * 86_400)),
+                ),
+                (
+                    "exp a day and a minute ahead".into(),
+                    with_exp(json!(unix_now() + 86_400 + 60)),
+                ),
+                ("exp u64::MAX".into(), with_exp(json!(u64::MAX))),
+            ],
+        )
+        .await;
+
+    assert_eq!(
+        panel
+            .present(&with_exp(json!(unix_now() + 3600)))
+            .await
+            .status(),
+        200
+    );
+    panel.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_id_with_a_leading_zero_is_refused_and_never_becomes_a_second_account() {
+    let mut panel = start().await;
+    let token_for =
+        |user_id: &str| twitch_jwt(&panel.key, &twitch_claims(Some(user_id), "314", "viewer"));
+    let non_canonical = ["04242", "004242", "0", "+4242", "4242 ", "4.242e3"];
+    let cases = non_canonical
+        .iter()
+        .map(|id| (format!("user_id {id:?}"), token_for(id)))
+        .collect();
+    let mut ids = non_canonical.to_vec();
+    ids.push("4242");
+    panel.assert_refused_and_nothing_stored(&ids, cases).await;
+
+    // The canonical spelling is the account.
+    let users = panel.server.engine().store().user_count();
+    let login = panel.login("4242", "314", "viewer").await;
+    let user_id = login["user"]["id"].as_str().unwrap().to_string();
+    assert_eq!(panel.server.engine().store().user_count(), users + 1);
+
+    // Once it exists, "04242" still does not reach it, nor make another one.
+    let before = panel.storage_state(&ids);
+    assert_eq!(before.2.last().unwrap().as_deref(), Some(user_id.as_str()));
+    assert_eq!(
+        error_code(panel.present(&token_for("04242")).await).await,
+        (401, "invalid_extension_token".into())
+    );
+    assert_eq!(panel.storage_state(&ids), before);
+    panel.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_id_with_a_leading_zero_or_non_digits_is_refused() {
+    let mut panel = start().await;
+    let cases = [
+        "0314",
+        "0",
+        "31a4",
+        "+314",
+        "-314",
+        " 314",
+        "314\n",
+        "3\u{0661}4",
+        "123456789012345678901",
+    ]
+    .iter()
+    .map(|channel| {
+        (
+            format!("channel_id {channel:?}"),
+            twitch_jwt(&panel.key, &twitch_claims(Some("88005"), channel, "viewer")),
+        )
+    })
+    .collect();
+    panel
+        .assert_refused_and_nothing_stored(&["88005"], cases)
+        .await;
+
+    let login = panel.login("88005", "314", "viewer").await;
+    assert_eq!(login["twitch"]["channel_id"], "314");
     panel.server.stop().await;
 }

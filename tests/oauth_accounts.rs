@@ -357,3 +357,93 @@ async fn an_unverified_existing_email_is_never_joined_even_by_a_trusted_provider
     );
     assert_eq!(server.engine().store().user_count(), 1);
 }
+
+/// `link-social` started, then the provider step completed after `end` ran:
+/// whatever `end` did to the session, nothing may be linked.
+async fn link_after(
+    end: impl AsyncFnOnce(&TestServer, &reqwest::Client, &str),
+) -> (reqwest::Response, TestServer, String) {
+    let provider = OidcProvider::start().await;
+    let server = start_two_providers(&provider, &[]).await;
+    let (b, user_id) = signed_in_as(&server, &provider, TestUser::verified("first")).await;
+    let started = post(
+        &server,
+        &b,
+        "/api/auth/link-social",
+        json!({"provider": "other"}),
+    )
+    .await;
+    assert_eq!(started.status(), 200);
+    let started: Value = started.json().await.unwrap();
+    end(&server, &b, &user_id).await;
+    // Someone else now completes the provider step in that browser.
+    provider.set_user(TestUser::verified("somebody-else"));
+    let landed = through_provider(&b, started["url"].as_str().unwrap()).await;
+    (landed, server, user_id)
+}
+
+async fn linked_accounts(server: &TestServer, user_id: &str) -> Vec<String> {
+    server
+        .engine()
+        .user(user_id)
+        .await
+        .unwrap()
+        .accounts
+        .iter()
+        .map(|a| format!("{}:{}", a.provider, a.subject))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_flow_ends_with_its_session_when_sessions_are_revoked() {
+    let (landed, server, user_id) = link_after(async |server, b, _| {
+        let r = post(server, b, "/api/auth/revoke-sessions", json!({})).await;
+        assert_eq!(r.status(), 200);
+    })
+    .await;
+    assert_eq!(landed.status(), 302);
+    assert_eq!(
+        query_param(&location(&landed), "error").as_deref(),
+        Some("session_expired")
+    );
+    assert!(set_cookies(&landed, "tachigo.session_token").is_empty());
+    assert_eq!(linked_accounts(&server, &user_id).await, ["local:first"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_clears_the_state_cookie_of_a_pending_link() {
+    let (landed, server, user_id) = link_after(async |server, b, _| {
+        let r = post(server, b, "/api/auth/sign-out", json!({})).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            set_cookies(&r, "tachigo.oauth_state"),
+            ["tachigo.oauth_state=; HttpOnly; SameSite=Lax; Path=/api/auth; Max-Age=0"]
+        );
+    })
+    .await;
+    assert_eq!(landed.status(), 302);
+    assert_eq!(
+        query_param(&location(&landed), "error").as_deref(),
+        Some("state_mismatch")
+    );
+    assert_eq!(linked_accounts(&server, &user_id).await, ["local:first"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_flow_of_a_revoked_session_fails_even_with_its_state_cookie() {
+    // The session is ended elsewhere (an operator, another device): the
+    // browser still holds the state cookie, and the callback still refuses.
+    let (landed, server, user_id) = link_after(async |server, _, user_id| {
+        server
+            .engine()
+            .revoke_sessions(user_id, tachigo_engine::RevokeScope::All)
+            .await
+            .unwrap();
+    })
+    .await;
+    assert_eq!(
+        query_param(&location(&landed), "error").as_deref(),
+        Some("session_expired")
+    );
+    assert_eq!(linked_accounts(&server, &user_id).await, ["local:first"]);
+}

@@ -215,13 +215,15 @@ async fn an_expired_state_is_refused() {
         error_callback_url: format!("{FRONTEND}/expired-here"),
         new_user_callback_url: None,
         link_user_id: None,
+        link_session_id: None,
         created_at: now - 11 * 60 * 1000,
         expires_at: now - 60 * 1000,
     };
-    PendingAuthorizations::new(server.engine())
+    let saved = PendingAuthorizations::new(server.engine(), 10)
         .save("an-old-state", &record)
         .await
         .unwrap();
+    assert!(saved);
     let landed = plain_client()
         .get(server.url("/api/auth/callback/local?code=whatever&state=an-old-state"))
         .header("cookie", format!("tachigo.oauth_state={cookie}"))

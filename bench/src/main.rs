@@ -26,6 +26,7 @@ use crate::scenarios::engine::{EngineActors, EngineRead, EngineRotate};
 use crate::scenarios::extension::Extension;
 use crate::scenarios::get_session::GetSession;
 use crate::scenarios::oauth_callback::OAuthCallback;
+use crate::scenarios::readyz::Readyz;
 
 #[derive(Parser)]
 #[command(version, about = "Load tests for tachigo-auth")]
@@ -66,6 +67,8 @@ enum ScenarioName {
     GetSession,
     /// Whole social sign-ins (sign-in → provider → callback) against the release server.
     OauthCallback,
+    /// `GET /readyz` with `--users` users stored (default 30,000): must not cost more with more users.
+    Readyz,
 }
 
 /// Settings shared by every scenario; passed to `Scenario::setup` and the driver.
@@ -108,6 +111,7 @@ async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<R
         ScenarioName::Extension => driver::run::<Extension>(options).await,
         ScenarioName::GetSession => driver::run::<GetSession>(options).await,
         ScenarioName::OauthCallback => driver::run::<OAuthCallback>(options).await,
+        ScenarioName::Readyz => driver::run::<Readyz>(options).await,
         ScenarioName::Dashboard => driver::run::<Dashboard<Mixed>>(options).await,
         ScenarioName::DashboardRefresh => driver::run::<Dashboard<RefreshOnly>>(options).await,
         ScenarioName::DashboardMe => driver::run::<Dashboard<MeOnly>>(options).await,

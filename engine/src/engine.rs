@@ -38,6 +38,8 @@ pub struct EngineOptions {
     pub max_live_actors: usize,
     /// How many argon2 computations may run at once.
     pub password_concurrency: usize,
+    /// How many may wait for a slot; past it, [`EngineError::Overloaded`].
+    pub password_queue: usize,
 }
 
 impl EngineOptions {
@@ -54,6 +56,7 @@ impl EngineOptions {
             idle_passivation: config.engine.idle_passivation.0,
             max_live_actors: config.engine.max_live_actors,
             password_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            password_queue: config.limits.password_queue,
         }
     }
 }
@@ -157,7 +160,7 @@ impl Engine {
         let now = clock.now_ms();
         let longest_token = options.access_ttl_ms;
         let keys = KeyRing::load_or_create(&store, now, longest_token).await?;
-        let passwords = Passwords::new(options.password_concurrency);
+        let passwords = Passwords::new(options.password_concurrency, options.password_queue);
         let shared = Arc::new(Shared {
             router: Router::new(options.idle_passivation, options.max_live_actors),
             store,
@@ -192,6 +195,16 @@ impl Engine {
     /// The storage handle, for operator tooling and tests that inspect what was stored.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Whether the engine takes requests: not stopping, and storage taking
+    /// durable writes. O(1), no disk access: cheap enough for every probe.
+    pub fn is_ready(&self) -> bool {
+        !self
+            .shared
+            .stopping
+            .load(std::sync::atomic::Ordering::Acquire)
+            && self.shared.store.is_healthy()
     }
 
     /// Actors live or activating right now.

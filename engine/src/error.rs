@@ -41,6 +41,8 @@ pub enum EngineError {
     AccountNotFound,
     #[error("the engine is shutting down or overloaded; try again")]
     Unavailable,
+    #[error("too many requests are waiting for this kind of work; try again in a moment")]
+    Overloaded,
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
 }

@@ -1,9 +1,13 @@
 //! Password hashing: argon2id on the blocking pool, bounded by a semaphore so a
-//! login storm queues instead of starving the async runtime.
+//! login storm queues instead of starving the async runtime, and the queue
+//! itself bounded: when `queue` checks already wait for a slot, the next one is
+//! refused at once ([`EngineError::Overloaded`], a 503 with `Retry-After`), so
+//! an attacker's concurrency cannot lengthen everyone's wait without limit.
 //!
 //! Unknown emails are verified against a dummy hash, so "no such user" and
 //! "wrong password" take the same time.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{
@@ -21,7 +25,19 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    /// Checks waiting for a permit now, and how many may.
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
     dummy_hash: Arc<String>,
+}
+
+/// A place in the queue, given back when dropped (served or abandoned).
+struct QueuePlace(Arc<AtomicUsize>);
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Refuses passwords that are too short, too long or too plain.
@@ -69,10 +85,13 @@ fn verify_blocking(password: &[u8], phc: &str) -> bool {
 }
 
 impl Passwords {
-    /// `concurrency` hashes run at once at most (normally the number of cores).
-    pub fn new(concurrency: usize) -> Passwords {
+    /// `concurrency` hashes run at once at most (normally the number of
+    /// cores), and at most `queue` more wait for a turn.
+    pub fn new(concurrency: usize, queue: usize) -> Passwords {
         Passwords {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            queue,
             dummy_hash: Arc::new(hash_blocking(
                 crate::opaque_token::random_urlsafe_256().as_bytes(),
             )),
@@ -83,11 +102,26 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, EngineError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| EngineError::Unavailable)?;
+        let _permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(EngineError::Unavailable),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let queue = self.queue;
+                self.waiting
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < queue).then_some(n + 1)
+                    })
+                    .map_err(|_| {
+                        metrics::counter!("tachigo_password_checks_refused_total").increment(1);
+                        EngineError::Overloaded
+                    })?;
+                let _place = QueuePlace(self.waiting.clone());
+                self.permits
+                    .acquire()
+                    .await
+                    .map_err(|_| EngineError::Unavailable)?
+            }
+        };
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|_| EngineError::Unavailable)

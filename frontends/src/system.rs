@@ -12,7 +12,9 @@ use warp::{Filter, Reply};
 
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
+use crate::common::route_table::RouteTable;
 use crate::AppState;
+use http::Method;
 
 /// Renders the Prometheus exposition text.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -25,6 +27,16 @@ fn json(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
+/// What the system mount serves (metric labels).
+pub fn route_table() -> RouteTable {
+    RouteTable::new(&[
+        (Method::GET, "/healthz"),
+        (Method::GET, "/readyz"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/.well-known/jwks.json"),
+    ])
+}
+
 /// The system endpoints, served on every listener. `ready` turns false when the
 /// server starts draining, so load balancers stop sending traffic first.
 pub fn mount(state: &AppState, ready: Arc<AtomicBool>, metrics: MetricsRenderer) -> Mount {
@@ -33,8 +45,7 @@ pub fn mount(state: &AppState, ready: Arc<AtomicBool>, metrics: MetricsRenderer)
         .map(|| json(StatusCode::OK, r#"{"status":"ok"}"#));
     let engine = state.engine.clone();
     let readyz = warp::path!("readyz").and(warp::get()).map(move || {
-        let storage_ok = engine.store().user_count() < usize::MAX;
-        if ready.load(Ordering::Acquire) && storage_ok {
+        if ready.load(Ordering::Acquire) && engine.is_ready() {
             json(StatusCode::OK, r#"{"status":"ready"}"#)
         } else {
             json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not_ready"}"#)
@@ -76,6 +87,7 @@ pub fn mount(state: &AppState, ready: Arc<AtomicBool>, metrics: MetricsRenderer)
         name: "system",
         prefix: "",
         cors: None,
+        table: route_table(),
         routes,
     }
 }

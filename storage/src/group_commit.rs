@@ -8,6 +8,7 @@
 //! request would not; and it never calls `flush_async`, which hangs under
 //! concurrency in sled 0.34.7.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Instant;
@@ -29,13 +30,18 @@ pub enum Durability {
 
 impl Durability {
     /// Starts the flusher thread for `db`. It stops when every handle is
-    /// dropped, then drops `db` and, last, `store_handle`.
-    pub fn start_group_commit(db: sled::Db, store_handle: Arc<()>) -> Durability {
+    /// dropped, then drops `db` and, last, `store_handle`. `healthy` tells
+    /// whether the last flush succeeded.
+    pub fn start_group_commit(
+        db: sled::Db,
+        store_handle: Arc<()>,
+        healthy: Arc<AtomicBool>,
+    ) -> Durability {
         let (tx, rx) = mpsc::channel::<Waiter>();
         thread::Builder::new()
             .name("tachigo-flusher".into())
             .spawn(move || {
-                flusher_loop(db, rx);
+                flusher_loop(db, rx, &healthy);
                 drop(store_handle);
             })
             .expect("spawning the flusher thread");
@@ -59,7 +65,7 @@ impl Durability {
     }
 }
 
-fn flusher_loop(db: sled::Db, rx: mpsc::Receiver<Waiter>) {
+fn flusher_loop(db: sled::Db, rx: mpsc::Receiver<Waiter>, healthy: &AtomicBool) {
     let mut batch: Vec<Waiter> = Vec::with_capacity(256);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -72,6 +78,7 @@ fn flusher_loop(db: sled::Db, rx: mpsc::Receiver<Waiter>) {
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "storage flush failed");
         }
+        healthy.store(outcome.is_ok(), Ordering::Release);
         for waiter in batch.drain(..) {
             let _ = waiter.send(outcome.clone());
         }

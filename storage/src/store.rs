@@ -5,12 +5,13 @@
 //! durability before it returns.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, decode_migrating, encode};
 use crate::records::*;
 use crate::{Durability, StorageError, UnixMillis};
 
@@ -30,6 +31,10 @@ pub struct Store {
     /// after its own database handle: see [`Store::release_watch`].
     handles: Arc<()>,
     durability: Durability,
+    /// Whether the last flush succeeded (always true without group commit).
+    healthy: Arc<AtomicBool>,
+    /// Entries of `oauth_states`, kept here because `Tree::len` is a scan.
+    pending_oauth_states: Arc<AtomicUsize>,
     users: Tree,
     emails: Tree,
     accounts: Tree,
@@ -81,6 +86,10 @@ fn string_of(bytes: &[u8]) -> Result<String, StorageError> {
     String::from_utf8(bytes.to_vec()).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
+fn decode_oauth_state(bytes: &[u8]) -> Result<OAuthStateRecord, StorageError> {
+    decode_migrating::<OAuthStateRecord, OAuthStateRecordV1>(bytes, OAUTH_STATE_LAYOUT_VERSION)
+}
+
 fn is_lock_error(e: &sled::Error) -> bool {
     match e {
         sled::Error::Io(io) => {
@@ -122,12 +131,18 @@ impl Store {
             }
         };
         let handles = Arc::new(());
+        let healthy = Arc::new(AtomicBool::new(true));
         let durability = if options.durable {
-            Durability::start_group_commit(db.clone(), handles.clone())
+            Durability::start_group_commit(db.clone(), handles.clone(), healthy.clone())
         } else {
             Durability::None
         };
+        let oauth_states = db.open_tree("oauth_states")?;
+        // One scan at open; the count is kept from here on.
+        let pending_oauth_states = Arc::new(AtomicUsize::new(oauth_states.len()));
         Ok(Store {
+            healthy,
+            pending_oauth_states,
             users: db.open_tree("users")?,
             emails: db.open_tree("email_index")?,
             accounts: db.open_tree("accounts")?,
@@ -135,7 +150,7 @@ impl Store {
             session_owners: db.open_tree("session_owners")?,
             families: db.open_tree("refresh_families")?,
             retired_refresh: db.open_tree("retired_refresh_tokens")?,
-            oauth_states: db.open_tree("oauth_states")?,
+            oauth_states,
             signing_keys: db.open_tree("signing_keys")?,
             audit: db.open_tree("audit")?,
             durability,
@@ -148,6 +163,12 @@ impl Store {
     /// store and the flusher thread) is gone, so its directory lock is free.
     pub fn release_watch(&self) -> ReleaseWatch {
         ReleaseWatch(Arc::downgrade(&self.handles))
+    }
+
+    /// Whether the database is taking durable writes: the last flush
+    /// succeeded. O(1), no disk access.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
     }
 
     /// Flushes everything now; used at shutdown.
@@ -445,13 +466,35 @@ impl Store {
 
     // ----- OAuth states -----
 
+    /// Stores a started flow, unless `max_pending` flows are pending already:
+    /// then nothing is written and the answer is `Ok(false)`.
     pub async fn put_oauth_state(
         &self,
         key: &TokenHash,
         state: &OAuthStateRecord,
-    ) -> Result<(), StorageError> {
-        self.oauth_states.insert(key, encode(state))?;
-        self.durable().await
+        max_pending: usize,
+    ) -> Result<bool, StorageError> {
+        let reserved =
+            self.pending_oauth_states
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max_pending).then_some(n + 1)
+                });
+        if reserved.is_err() {
+            return Ok(false);
+        }
+        match self.oauth_states.insert(key, encode(state)) {
+            Ok(None) => {}
+            // The same state twice (never, with 256 random bits): still one entry.
+            Ok(Some(_)) => {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
+            }
+            Err(e) => {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
+                return Err(e.into());
+            }
+        }
+        self.durable().await?;
+        Ok(true)
     }
 
     /// Removes and returns a state: a second take of the same key finds nothing.
@@ -462,8 +505,9 @@ impl Store {
         let taken = self.oauth_states.remove(key)?;
         match taken {
             Some(bytes) => {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
                 self.durable().await?;
-                Ok(Some(decode(&bytes)?))
+                Ok(Some(decode_oauth_state(&bytes)?))
             }
             None => Ok(None),
         }
@@ -474,9 +518,9 @@ impl Store {
         let mut removed = 0;
         for entry in self.oauth_states.iter() {
             let (key, value) = entry?;
-            let state: OAuthStateRecord = decode(&value)?;
-            if state.expires_at <= now {
-                self.oauth_states.remove(key)?;
+            let state = decode_oauth_state(&value)?;
+            if state.expires_at <= now && self.oauth_states.remove(key)?.is_some() {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
                 removed += 1;
             }
         }
@@ -486,8 +530,9 @@ impl Store {
         Ok(removed)
     }
 
+    /// Started flows waiting for their callback (O(1)).
     pub fn oauth_state_count(&self) -> usize {
-        self.oauth_states.len()
+        self.pending_oauth_states.load(Ordering::Acquire)
     }
 
     // ----- signing keys -----

@@ -3,6 +3,7 @@
 //! and HTTP clients that behave like the contract's real client.
 #![allow(dead_code)]
 
+pub mod metrics;
 pub mod oidc_provider;
 pub mod process;
 

@@ -76,7 +76,22 @@ impl Scenario for Extension {
     }
 
     async fn step(&self, _worker: usize, _iteration: u64) -> Result<(), String> {
-        let viewer = rand::random::<u64>() % self.users;
+        self.login(rand::random::<u64>() % self.users).await
+    }
+
+    fn extra(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "users": self.users }))
+    }
+}
+
+impl Extension {
+    /// Where the target server is.
+    pub fn base(&self) -> Url {
+        self.url.join("/").expect("the server's root")
+    }
+
+    /// One panel login of viewer number `viewer` (a user is made on first sight).
+    pub async fn login(&self, viewer: u64) -> Result<(), String> {
         let twitch_user_id = 100_000_000 + viewer;
         let channel = viewer % CHANNELS;
         let role = if viewer < CHANNELS {
@@ -105,9 +120,5 @@ impl Scenario for Extension {
             return Err("body".to_string());
         }
         Ok(())
-    }
-
-    fn extra(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({ "users": self.users }))
     }
 }

@@ -6,3 +6,4 @@ pub mod engine;
 pub mod extension;
 pub mod get_session;
 pub mod oauth_callback;
+pub mod readyz;

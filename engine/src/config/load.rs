@@ -153,6 +153,41 @@ fn check_positive(key: &str, d: super::ConfigDuration) -> Result<(), ConfigError
     Ok(())
 }
 
+fn validate_limits(limits: &super::LimitsConfig) -> Result<(), ConfigError> {
+    let at_least_one = [
+        ("limits.max_connections", limits.max_connections),
+        (
+            "limits.oauth_starts_per_minute",
+            limits.oauth_starts_per_minute as usize,
+        ),
+        (
+            "limits.oauth_starts_burst",
+            limits.oauth_starts_burst as usize,
+        ),
+        (
+            "limits.max_pending_oauth_states",
+            limits.max_pending_oauth_states,
+        ),
+    ];
+    for (key, value) in at_least_one {
+        if value == 0 {
+            return Err(invalid(key, "must be at least 1"));
+        }
+    }
+    if limits.max_callback_url_bytes < 64 {
+        return Err(invalid(
+            "limits.max_callback_url_bytes",
+            "must be at least 64 bytes",
+        ));
+    }
+    check_positive("limits.header_read_timeout", limits.header_read_timeout)?;
+    check_positive(
+        "limits.keep_alive_idle_timeout",
+        limits.keep_alive_idle_timeout,
+    )?;
+    Ok(())
+}
+
 fn validate(config: &Config) -> Result<(), ConfigError> {
     check_url("server.public_url", &config.server.public_url)?;
     check_url("oauth.frontend_url", &config.oauth.frontend_url)?;
@@ -182,6 +217,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.engine.max_live_actors == 0 {
         return Err(invalid("engine.max_live_actors", "must be at least 1"));
     }
+    validate_limits(&config.limits)?;
     for (i, id) in config.extension.client_ids.iter().enumerate() {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(invalid(
@@ -321,6 +357,10 @@ mod tests {
         assert!(e.contains("nope"), "{e}");
         let e = refusal("[engine]\nmax_live_actors = 0\n", &[]);
         assert!(e.contains("engine.max_live_actors"), "{e}");
+        let e = refusal("[limits]\nmax_connections = 0\n", &[]);
+        assert!(e.contains("limits.max_connections"), "{e}");
+        let e = refusal("", &[("TACHIGO__LIMITS__HEADER_READ_TIMEOUT", "0s")]);
+        assert!(e.contains("limits.header_read_timeout"), "{e}");
         let e = refusal("[[extension.secrets]]\nsecret = \"%%%\"\n", &[]);
         assert!(e.contains("extension.secrets[0].secret"), "{e}");
         let e = refusal("[storage]\ndurability = \"sometimes\"\n", &[]);

@@ -30,6 +30,7 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub engine: EngineSettings,
     pub storage: StorageConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +216,45 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             durability: DurabilityMode::GroupCommit,
+        }
+    }
+}
+
+/// The bounds that keep what an unauthenticated caller sends from growing
+/// memory, disk, CPU or connections without limit (`docs/operations.md`, "Limits").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open client connections per listener; past it, new connections wait in
+    /// the kernel's accept queue until one closes.
+    pub max_connections: usize,
+    /// Time a client has to send a request's head (request line and headers),
+    /// counted from the first wait for it.
+    pub header_read_timeout: ConfigDuration,
+    /// A connection with no request in flight for this long is closed.
+    pub keep_alive_idle_timeout: ConfigDuration,
+    /// Social sign-ins and link flows started per client IP (IPv6: per /64).
+    pub oauth_starts_per_minute: u32,
+    pub oauth_starts_burst: u32,
+    /// Started provider flows waiting for their callback, in total.
+    pub max_pending_oauth_states: usize,
+    /// Longest accepted `callbackURL` / `errorCallbackURL` / `newUserCallbackURL`.
+    pub max_callback_url_bytes: usize,
+    /// Password checks allowed to wait for a hashing slot; past it, 503.
+    pub password_queue: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 10_000,
+            header_read_timeout: ConfigDuration::from_secs(10),
+            keep_alive_idle_timeout: ConfigDuration::from_secs(60),
+            oauth_starts_per_minute: 20,
+            oauth_starts_burst: 20,
+            max_pending_oauth_states: 100_000,
+            max_callback_url_bytes: 1024,
+            password_queue: 32,
         }
     }
 }

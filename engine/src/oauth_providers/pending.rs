@@ -1,7 +1,9 @@
 //! Pending authorizations: the server-side half of `state`. A started flow is
 //! saved under the SHA-256 of its `state` (the value itself is never stored)
 //! for ten minutes, and taken exactly once by the callback: a replayed state
-//! finds nothing, an expired one is reported as such and is gone too.
+//! finds nothing, an expired one is reported as such and is gone too. At most
+//! `limits.max_pending_oauth_states` flows wait at once: past that, a new one
+//! is refused and nothing is stored.
 
 use tachigo_storage::{OAuthStateRecord, Store};
 
@@ -26,22 +28,30 @@ pub enum TakenState {
 pub struct PendingAuthorizations {
     store: Store,
     engine: Engine,
+    max_pending: usize,
 }
 
 impl PendingAuthorizations {
-    pub fn new(engine: &Engine) -> PendingAuthorizations {
+    pub fn new(engine: &Engine, max_pending: usize) -> PendingAuthorizations {
         PendingAuthorizations {
             store: engine.store().clone(),
             engine: engine.clone(),
+            max_pending,
         }
     }
 
     /// Saves a started flow under its `state`; durable before it returns.
-    pub async fn save(&self, state: &str, record: &OAuthStateRecord) -> Result<(), EngineError> {
+    /// `Ok(false)`: the bound on pending flows is reached and nothing was saved.
+    pub async fn save(&self, state: &str, record: &OAuthStateRecord) -> Result<bool, EngineError> {
         Ok(self
             .store
-            .put_oauth_state(&hash_secret(state.as_bytes()), record)
+            .put_oauth_state(&hash_secret(state.as_bytes()), record, self.max_pending)
             .await?)
+    }
+
+    /// Flows waiting for their callback now.
+    pub fn pending(&self) -> usize {
+        self.store.oauth_state_count()
     }
 
     /// Takes the flow saved under `state`, whatever its fate, so it never works twice.

@@ -15,7 +15,9 @@ use crate::common::cors::CorsPolicy;
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
 use crate::common::json_body;
+use crate::common::route_table::RouteTable;
 use crate::AppState;
+use http::Method;
 
 pub const PREFIX: &str = "/api/v1/admin/";
 
@@ -25,6 +27,21 @@ pub const ADMIN_ROLE: &str = "admin";
 fn with_engine(engine: &Engine) -> impl Filter<Extract = (Engine,), Error = Infallible> + Clone {
     let engine = engine.clone();
     warp::any().map(move || engine.clone())
+}
+
+/// What this API serves (metric labels, CORS methods).
+pub fn route_table() -> RouteTable {
+    RouteTable::new(&[
+        (Method::GET, "/api/v1/admin/users"),
+        (Method::GET, "/api/v1/admin/users/{id}"),
+        (Method::PUT, "/api/v1/admin/users/{id}/roles"),
+        (Method::GET, "/api/v1/admin/users/{id}/sessions"),
+        (Method::DELETE, "/api/v1/admin/users/{id}/sessions"),
+        (
+            Method::DELETE,
+            "/api/v1/admin/users/{id}/sessions/{session_id}",
+        ),
+    ])
 }
 
 pub fn mount(state: &AppState) -> Mount {
@@ -83,6 +100,7 @@ pub fn mount(state: &AppState) -> Mount {
         cors: Some(CorsPolicy::with_credentials(
             state.trusted_origins.as_ref().clone(),
         )),
+        table: route_table(),
         routes,
     }
 }

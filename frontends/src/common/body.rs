@@ -1,6 +1,8 @@
 //! Bounded JSON request bodies: over 16 KiB → 413, not JSON → 415, malformed or
-//! wrong-typed → 400 `invalid_body` naming the field. A rejected body is never
-//! half-applied: handlers only run with a fully parsed value.
+//! wrong-typed → 400 `invalid_body` naming the field. The whole body must be
+//! UTF-8 and nest at most [`MAX_JSON_DEPTH`] arrays/objects deep, unknown
+//! fields included (the parser would skip those unchecked). A rejected body is
+//! never half-applied: handlers only run with a fully parsed value.
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::TryStreamExt;
@@ -11,6 +13,8 @@ use warp::{Filter, Rejection};
 use super::ApiError;
 
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Deepest nesting of arrays and objects accepted; no contract needs more than 3.
+pub const MAX_JSON_DEPTH: usize = 32;
 
 pub(crate) fn too_large() -> ApiError {
     ApiError::new(
@@ -74,8 +78,51 @@ fn is_json(content_type: Option<&str>) -> bool {
     })
 }
 
+/// Whether `json` nests arrays and objects at most `max` deep (brackets inside
+/// strings do not count). Malformed JSON is left for the parser to refuse.
+fn nesting_within(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 /// Parses `bytes` as `T`, naming the offending field on failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body is not valid UTF-8",
+        ));
+    }
+    if !nesting_within(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("the body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -120,4 +167,43 @@ pub fn optional_json_body<T: DeserializeOwned + Default + Send>(
             }
             parse_json(&bytes).map_err(ApiError::reject)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Login {
+        #[allow(dead_code)]
+        email: String,
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_even_in_an_unknown_field() {
+        let mut body = br#"{"email":"a@b.example","extra":""#.to_vec();
+        body.extend_from_slice(&[0xff, 0xfe]);
+        body.extend_from_slice(br#""}"#);
+        let refused = parse_json::<Login>(&body).unwrap_err();
+        assert_eq!(refused.code, "invalid_body");
+        assert!(refused.message.contains("UTF-8"), "{}", refused.message);
+    }
+
+    #[test]
+    fn absurd_nesting_is_refused_even_in_an_unknown_field() {
+        let deep = format!(
+            r#"{{"email":"a@b.example","extra":{}{}}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        let refused = parse_json::<Login>(deep.as_bytes()).unwrap_err();
+        assert_eq!(refused.code, "invalid_body");
+        assert!(refused.message.contains("deeper"), "{}", refused.message);
+        let shallow = format!(
+            r#"{{"email":"a@b.example","extra":{}{}, "s":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}}"#,
+            "[".repeat(MAX_JSON_DEPTH - 1),
+            "]".repeat(MAX_JSON_DEPTH - 1)
+        );
+        assert!(parse_json::<Login>(shallow.as_bytes()).is_ok());
+    }
 }

@@ -1,8 +1,13 @@
 //! Cookies the backend owns: one place that writes their attributes
 //! (`HttpOnly`, `Secure` unless `cookies.secure = false`, `SameSite=Lax`, `Path`,
 //! `Max-Age`, `Domain` only when configured) and one that reads them back.
+//! A request may carry its cookies in several `Cookie` fields (HTTP/2 clients
+//! split them, RFC 9113 §8.2.3): the dispatcher joins them into one with
+//! [`join_cookie_fields`] before any contract reads a cookie, so every reader
+//! sees them all.
 
-use http::HeaderValue;
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
 
 /// The attributes shared by every cookie, from `[cookies]`.
 #[derive(Debug, Clone)]
@@ -41,6 +46,34 @@ impl CookieSettings {
     }
 }
 
+/// Joins every `Cookie` field of a request into one, `; `-separated, in order
+/// (RFC 9113 §8.2.3; RFC 6265 §5.4 allows only one on HTTP/1.1, but clients
+/// send several). A field that is not visible ASCII is dropped, as no cookie of
+/// this server can be in it.
+pub fn join_cookie_fields(headers: &mut HeaderMap) {
+    let mut fields = headers.get_all(COOKIE).iter();
+    if fields.next().is_none() || fields.next().is_none() {
+        return;
+    }
+    let joined = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    headers.remove(COOKIE);
+    if let Ok(value) = HeaderValue::from_str(&joined) {
+        headers.insert(COOKIE, value);
+    }
+}
+
+/// The value of cookie `name` in a request's (joined) `Cookie` header.
+pub fn from_headers(headers: &HeaderMap, name: &str) -> Option<String> {
+    read(headers.get(COOKIE).and_then(|v| v.to_str().ok()), name)
+}
+
 /// The value of cookie `name` in a `Cookie` header, if present and non-empty.
 pub fn read(cookie_header: Option<&str>, name: &str) -> Option<String> {
     cookie_header?
@@ -76,6 +109,30 @@ mod tests {
             prod.clear("tachigo.session_token", "/").to_str().unwrap(),
             "tachigo.session_token=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0; Domain=.tachigo.example"
         );
+    }
+
+    #[test]
+    fn every_cookie_field_is_read() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("tachigo.session_token=tok; b=2"),
+        );
+        join_cookie_fields(&mut headers);
+        assert_eq!(headers.get_all(COOKIE).iter().count(), 1);
+        assert_eq!(
+            headers.get(COOKIE).unwrap(),
+            "a=1; tachigo.session_token=tok; b=2"
+        );
+        assert_eq!(
+            from_headers(&headers, "tachigo.session_token").as_deref(),
+            Some("tok")
+        );
+        let mut single = HeaderMap::new();
+        single.append(COOKIE, HeaderValue::from_static("a=1"));
+        join_cookie_fields(&mut single);
+        assert_eq!(single.get(COOKIE).unwrap(), "a=1");
     }
 
     #[test]

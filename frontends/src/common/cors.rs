@@ -16,7 +16,6 @@ pub struct CorsPolicy {
     credentials: bool,
 }
 
-const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "authorization, content-type, x-request-id";
 
 impl CorsPolicy {
@@ -36,10 +35,8 @@ impl CorsPolicy {
         }
     }
 
-    fn trusted_origin<'a>(&self, headers: &'a HeaderMap) -> Option<&'a HeaderValue> {
-        headers
-            .get(header::ORIGIN)
-            .filter(|o| o.to_str().is_ok_and(|o| self.allowed.contains(o)))
+    fn trusted<'a>(&self, origin: Option<&'a HeaderValue>) -> Option<&'a HeaderValue> {
+        origin.filter(|o| o.to_str().is_ok_and(|o| self.allowed.contains(o)))
     }
 
     /// Whether a request is a CORS preflight.
@@ -47,10 +44,10 @@ impl CorsPolicy {
         method == Method::OPTIONS && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
     }
 
-    /// Adds the CORS response headers for the request's origin.
-    pub fn decorate(&self, request_headers: &HeaderMap, response_headers: &mut HeaderMap) {
+    /// Adds the CORS response headers for the request's `Origin`.
+    pub fn decorate(&self, origin: Option<&HeaderValue>, response_headers: &mut HeaderMap) {
         response_headers.append(header::VARY, HeaderValue::from_static("Origin"));
-        if let Some(origin) = self.trusted_origin(request_headers) {
+        if let Some(origin) = self.trusted(origin) {
             response_headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             if self.credentials {
                 response_headers.insert(
@@ -65,17 +62,18 @@ impl CorsPolicy {
         }
     }
 
-    /// The answer to a preflight: 204, with the allowances only for a trusted origin.
-    pub fn preflight(&self, request_headers: &HeaderMap) -> Response<Body> {
+    /// The answer to a preflight: 204, with the allowances only for a trusted
+    /// origin; `allowed_methods` are those the route table serves on the path.
+    pub fn preflight(&self, request_headers: &HeaderMap, allowed_methods: &str) -> Response<Body> {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         let headers = response.headers_mut();
-        self.decorate(request_headers, headers);
-        if self.trusted_origin(request_headers).is_some() {
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static(ALLOW_METHODS),
-            );
+        let origin = request_headers.get(header::ORIGIN);
+        self.decorate(origin, headers);
+        if self.trusted(origin).is_some() {
+            if let Ok(methods) = HeaderValue::from_str(allowed_methods) {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
+            }
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static(ALLOW_HEADERS),

@@ -1,9 +1,11 @@
 //! The dispatcher: one hyper service per listener that picks the contract by
 //! path prefix and wraps every request in what all contracts share: the request
-//! context and its tracing span, CORS (per contract), `Cache-Control: no-store`,
-//! `x-request-id` on every response, and request metrics per route and status.
+//! context and its tracing span, every `Cookie` field joined into one, CORS (per
+//! contract), `Cache-Control: no-store`, `x-request-id` on every response, and
+//! request metrics labelled from the contract's route table (never from the
+//! caller's path or method). Its accept loop bounds the open connections; each
+//! connection is served under the timeouts of [`super::connection`].
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,16 +13,18 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::header::{self, HeaderValue};
-use hyper::server::conn::Http;
-use hyper::service::{service_fn, Service};
-use tokio::sync::watch;
+use hyper::service::Service;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{Request, Response};
 use warp::hyper::Body;
 
+use super::connection::ConnectionLimits;
+use super::cookies::join_cookie_fields;
 use super::cors::CorsPolicy;
+use super::route_table::{method_label, RouteTable, UNMATCHED};
 use super::RequestContext;
 
 type Handler = Arc<dyn Fn(Request<Body>) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
@@ -32,6 +36,8 @@ pub struct Mount {
     /// e.g. `/api/v1/auth/`; the empty prefix matches everything (the fallback).
     pub prefix: &'static str,
     pub cors: Option<CorsPolicy>,
+    /// What `routes` serves: the source of metric labels and CORS methods.
+    pub table: RouteTable,
     /// The contract's routes, with its recover step already applied.
     pub routes: BoxedFilter<(Response<Body>,)>,
 }
@@ -40,6 +46,7 @@ struct MountedService {
     name: &'static str,
     prefix: &'static str,
     cors: Option<CorsPolicy>,
+    table: RouteTable,
     handler: Handler,
 }
 
@@ -63,22 +70,32 @@ fn handler_of(routes: BoxedFilter<(Response<Body>,)>) -> Handler {
     })
 }
 
-/// Replaces id-like path segments so route labels stay few.
-fn route_label(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            let looks_like_id = seg.len() >= 16
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if looks_like_id {
-                "{id}"
-            } else {
-                seg
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+/// The `status` label: the statuses this server answers with, as static text.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        302 => "302",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        _ if status < 400 => "other_success",
+        _ if status < 500 => "other_client_error",
+        _ => "other_server_error",
+    }
 }
 
 impl Dispatcher {
@@ -90,6 +107,7 @@ impl Dispatcher {
                 name: m.name,
                 prefix: m.prefix,
                 cors: m.cors,
+                table: m.table,
                 handler: handler_of(m.routes),
             })
             .collect();
@@ -109,26 +127,32 @@ impl Dispatcher {
     /// Handles one request from `remote`.
     pub async fn handle(&self, mut request: Request<Body>, remote: SocketAddr) -> Response<Body> {
         let started = Instant::now();
+        join_cookie_fields(request.headers_mut());
         let context = RequestContext::from_request(request.headers(), remote, self.trust_proxy);
         let request_id = context.request_id.clone();
         let method = request.method().clone();
-        let path = request.uri().path().to_string();
-        let request_headers = request.headers().clone();
-        let mount = self.mount_for(&path);
+        let mount = self.mount_for(request.uri().path());
         let contract = mount.map_or("none", |m| m.name);
-        let span = tracing::info_span!("request", request_id = %request_id, %method, path = %path, contract);
+        let route = mount
+            .and_then(|m| m.table.label(&method, request.uri().path()))
+            .unwrap_or(UNMATCHED);
+        let span =
+            tracing::info_span!("request", request_id = %request_id, %method, route, contract);
 
         let mut response = match mount {
-            Some(m) if m.cors.is_some() && CorsPolicy::is_preflight(&method, &request_headers) => m
-                .cors
-                .as_ref()
-                .expect("checked above")
-                .preflight(&request_headers),
+            Some(m) if m.cors.is_some() && CorsPolicy::is_preflight(&method, request.headers()) => {
+                let allowed_methods = m.table.allowed_methods(request.uri().path());
+                m.cors
+                    .as_ref()
+                    .expect("checked above")
+                    .preflight(request.headers(), &allowed_methods)
+            }
             Some(m) => {
+                let origin = request.headers().get(header::ORIGIN).cloned();
                 request.extensions_mut().insert(context);
                 let mut response = (m.handler)(request).instrument(span.clone()).await;
                 if let Some(cors) = &m.cors {
-                    cors.decorate(&request_headers, response.headers_mut());
+                    cors.decorate(origin.as_ref(), response.headers_mut());
                 }
                 response
             }
@@ -145,20 +169,14 @@ impl Dispatcher {
         }
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        let route = if status == 404 {
-            "unmatched".to_string()
-        } else {
-            route_label(&path)
-        };
-        let labels = [
-            ("contract", contract.to_string()),
-            ("method", method.to_string()),
-            ("route", route),
-            ("status", status.to_string()),
-        ];
-        metrics::counter!("tachigo_http_requests_total", &labels).increment(1);
-        metrics::histogram!("tachigo_http_request_duration_seconds", &labels[..3])
-            .record(elapsed.as_secs_f64());
+        let method = method_label(&method);
+        let status_label = status_label(status);
+        metrics::counter!("tachigo_http_requests_total",
+            "contract" => contract, "method" => method, "route" => route, "status" => status_label)
+        .increment(1);
+        metrics::histogram!("tachigo_http_request_duration_seconds",
+            "contract" => contract, "method" => method, "route" => route)
+        .record(elapsed.as_secs_f64());
         span.in_scope(|| {
             tracing::debug!(
                 status,
@@ -169,38 +187,57 @@ impl Dispatcher {
         response
     }
 
-    /// Serves on `listener` until `shutdown` resolves. Then it stops accepting,
-    /// asks every open connection to finish its request in flight and close
-    /// (idle keep-alive connections close at once), and after `drain_limit`
-    /// closes those still open. The returned future ends only once no
-    /// connection is left, so nothing this dispatcher reaches (the engine and
-    /// its database) is held after it.
+    /// Serves on `listener` until `shutdown` resolves, with at most
+    /// `limits.max_connections` connections open (past it, new connections wait
+    /// in the kernel's accept queue). Then it stops accepting, asks every open
+    /// connection to finish its request in flight and close (idle keep-alive
+    /// connections close at once), and after `drain_limit` closes those still
+    /// open. The returned future ends only once no connection is left, so
+    /// nothing this dispatcher reaches (the engine and its database) is held
+    /// after it.
     pub fn serve(
         self,
         listener: std::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
         drain_limit: Duration,
+        limits: ConnectionLimits,
     ) -> std::io::Result<impl Future<Output = ()> + Send> {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
         Ok(async move {
             let (closing, closing_watch) = watch::channel(false);
             let mut connections = JoinSet::new();
             tokio::pin!(shutdown);
-            loop {
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, remote)) => {
-                            connections.spawn(self.clone().connection(stream, remote, closing_watch.clone()));
-                        }
-                        Err(e) => {
-                            // Out of file descriptors and the like: back off, keep serving.
-                            tracing::warn!(error = %e, "accepting a connection failed");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            'serving: loop {
+                // A slot first, then a connection: at the bound, the accept queue
+                // holds new clients until an open connection ends.
+                let slot = tokio::select! {
+                    _ = &mut shutdown => break 'serving,
+                    Ok(slot) = slots.clone().acquire_owned() => slot,
+                    Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+                };
+                let accepted = loop {
+                    tokio::select! {
+                        _ = &mut shutdown => break 'serving,
+                        accepted = listener.accept() => break accepted,
+                        Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                    }
+                };
+                match accepted {
+                    Ok((stream, remote)) => {
+                        let dispatcher = self.clone();
+                        let closing = closing_watch.clone();
+                        connections.spawn(async move {
+                            limits.serve(dispatcher, stream, remote, closing).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 }
             }
             drop(listener);
@@ -220,44 +257,16 @@ impl Dispatcher {
             }
         })
     }
-
-    /// One connection (HTTP/1.1 or HTTP/2), served until the client closes it
-    /// or, once `closing` turns true, gracefully shut down.
-    async fn connection(
-        self,
-        stream: tokio::net::TcpStream,
-        remote: SocketAddr,
-        mut closing: watch::Receiver<bool>,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let service = service_fn(move |request| {
-            let dispatcher = self.clone();
-            async move { Ok::<_, Infallible>(dispatcher.handle(request, remote).await) }
-        });
-        let connection = Http::new().serve_connection(stream, service);
-        tokio::pin!(connection);
-        tokio::select! {
-            _ = connection.as_mut() => return,
-            _ = closing.wait_for(|c| *c) => {}
-        }
-        connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::route_label;
+    use super::status_label;
 
     #[test]
-    fn id_segments_are_folded() {
-        assert_eq!(
-            route_label("/api/v1/auth/sessions/3f2c9a4e-0000-4000-8000-000000000000"),
-            "/api/v1/auth/sessions/{id}"
-        );
-        assert_eq!(
-            route_label("/api/auth/get-session"),
-            "/api/auth/get-session"
-        );
+    fn status_labels_are_a_fixed_set() {
+        assert_eq!(status_label(200), "200");
+        assert_eq!(status_label(418), "other_client_error");
+        assert_eq!(status_label(599), "other_server_error");
     }
 }

@@ -67,12 +67,14 @@ impl ApiError {
         )
     }
 
+    /// 503 with `Retry-After: 1`: a moment later the answer may differ.
     pub fn unavailable() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "the server is busy; try again",
         )
+        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
@@ -118,7 +120,9 @@ impl From<tachigo_engine::EngineError> for ApiError {
                 "session_not_found",
                 "no live session of this user has that id",
             ),
-            tachigo_engine::EngineError::Unavailable => ApiError::unavailable(),
+            tachigo_engine::EngineError::Unavailable | tachigo_engine::EngineError::Overloaded => {
+                ApiError::unavailable()
+            }
             other => {
                 tracing::error!(error = %other, "unexpected engine error");
                 ApiError::internal()

@@ -1,17 +1,21 @@
 //! The HTTP pieces every contract shares, each rule in exactly one place:
 //! errors, the per-request context, CORS, the CSRF origin check, cookies,
-//! bounded JSON bodies, and the dispatcher that mounts contracts on a listener.
+//! bounded JSON bodies, the route tables, and the dispatcher that mounts
+//! contracts on a listener and serves its connections under bounds.
 
 pub mod bearer;
 pub mod body;
+pub mod connection;
 pub mod cookies;
 pub mod cors;
 pub mod dispatcher;
 pub mod error;
 pub mod listed_session;
+pub mod log_sampling;
 pub mod origin_check;
 pub mod rate_limit;
 pub mod request_context;
+pub mod route_table;
 pub mod timestamps;
 pub mod verified_tokens;
 

@@ -17,6 +17,7 @@ use warp::{Rejection, Reply};
 use super::session_tokens::TOKEN_TYPE;
 use super::wire::{LoginBody, LoginReply};
 use super::Dashboard;
+use crate::common::log_sampling::LogSampler;
 use crate::common::{ApiError, RequestContext};
 
 fn count(outcome: &'static str) {
@@ -49,7 +50,10 @@ async fn login(
         .map_err(|e| match e {
             EngineError::InvalidCredentials => {
                 count("invalid_credentials");
-                tracing::info!(client_ip = %context.client_ip, "dashboard login refused: invalid credentials");
+                static REFUSED_LOG: LogSampler = LogSampler::every_secs(10);
+                if let Some(skipped) = REFUSED_LOG.admit() {
+                    tracing::info!(client_ip = %context.client_ip, refusals_not_logged = skipped, "dashboard login refused: invalid credentials");
+                }
                 ApiError::unauthorized("invalid_credentials", "invalid email or password")
             }
             other => other.into(),

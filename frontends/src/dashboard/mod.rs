@@ -37,9 +37,11 @@ use crate::common::cookies::CookieSettings;
 use crate::common::cors::CorsPolicy;
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
+use crate::common::route_table::RouteTable;
 use crate::common::verified_tokens::VerifiedTokens;
 use crate::common::{json_body, optional_json_body, request_context};
 use crate::AppState;
+use http::Method;
 
 pub use login_limits::{PER_ACCOUNT as LOGIN_LIMIT_PER_ACCOUNT, PER_IP as LOGIN_LIMIT_PER_IP};
 pub use refresh_cookie::{COOKIE_NAME as REFRESH_COOKIE, COOKIE_PATH as REFRESH_COOKIE_PATH};
@@ -69,6 +71,20 @@ fn with_dashboard(
 ) -> impl Filter<Extract = (Arc<Dashboard>,), Error = Infallible> + Clone {
     let dashboard = dashboard.clone();
     warp::any().map(move || dashboard.clone())
+}
+
+/// What this contract serves (metric labels, CORS methods).
+pub fn route_table() -> RouteTable {
+    RouteTable::new(&[
+        (Method::POST, "/api/v1/auth/register"),
+        (Method::POST, "/api/v1/auth/login"),
+        (Method::POST, "/api/v1/auth/refresh"),
+        (Method::POST, "/api/v1/auth/logout"),
+        (Method::GET, "/api/v1/auth/me"),
+        (Method::GET, "/api/v1/auth/sessions"),
+        (Method::POST, "/api/v1/auth/sessions/revoke-others"),
+        (Method::DELETE, "/api/v1/auth/sessions/{id}"),
+    ])
 }
 
 pub fn mount(state: &AppState) -> Mount {
@@ -157,6 +173,7 @@ pub fn mount(state: &AppState) -> Mount {
         cors: Some(CorsPolicy::with_credentials(
             state.trusted_origins.as_ref().clone(),
         )),
+        table: route_table(),
         routes,
     }
 }

@@ -10,15 +10,17 @@
 //! `{refresh_token}` is the transition fallback for clients not yet on cookies:
 //! accepted only while `dashboard.refresh_body_fallback` is on, and every use is
 //! counted (`tachigo_dashboard_refresh_body_fallback_total{endpoint}`) and logged
-//! at info with the user agent, so operators can see when the last such client
-//! is gone. A body token is not ambient, so it needs no origin check.
+//! at info with the user agent (at most one line per 10 s, with the number of
+//! uses in between, as anyone can send a body), so operators can see when the
+//! last such client is gone. A body token is not ambient, so it needs no origin check.
 
-use http::header::{HeaderValue, COOKIE};
+use http::header::HeaderValue;
 use http::{HeaderMap, StatusCode};
 
 use super::wire::RefreshBody;
 use super::Dashboard;
 use crate::common::cookies;
+use crate::common::log_sampling::LogSampler;
 use crate::common::origin_check::require_trusted_origin;
 use crate::common::{ApiError, RequestContext};
 
@@ -47,15 +49,9 @@ fn refresh_cookie_required() -> ApiError {
     )
 }
 
-/// The refresh cookie's value, reading every `Cookie` header (HTTP/2 may split them).
+/// The refresh cookie's value (the dispatcher has joined every `Cookie` field).
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    let joined = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join("; ");
-    cookies::read(Some(&joined), COOKIE_NAME)
+    cookies::from_headers(headers, COOKIE_NAME)
 }
 
 impl Dashboard {
@@ -98,12 +94,16 @@ impl Dashboard {
         }
         metrics::counter!("tachigo_dashboard_refresh_body_fallback_total", "endpoint" => endpoint)
             .increment(1);
-        tracing::info!(
-            endpoint,
-            user_agent = context.user_agent.as_deref().unwrap_or("-"),
-            client_ip = %context.client_ip,
-            "refresh token sent in the request body (transition fallback)"
-        );
+        static FALLBACK_LOG: LogSampler = LogSampler::every_secs(10);
+        if let Some(skipped) = FALLBACK_LOG.admit() {
+            tracing::info!(
+                endpoint,
+                user_agent = context.user_agent.as_deref().unwrap_or("-"),
+                client_ip = %context.client_ip,
+                uses_not_logged = skipped,
+                "refresh token sent in the request body (transition fallback)"
+            );
+        }
         Ok(Some(PresentedToken {
             token,
             source: Source::Body,

@@ -22,8 +22,10 @@ use warp::{Filter, Rejection};
 use crate::common::cors::CorsPolicy;
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
+use crate::common::route_table::RouteTable;
 use crate::common::{optional_json_body, request_context};
 use crate::AppState;
+use http::Method;
 
 pub use login::TWITCH_PROVIDER;
 pub use tachigo_token::GUEST_ROLE;
@@ -43,6 +45,14 @@ fn with_extension(
 ) -> impl Filter<Extract = (Arc<Extension>,), Error = std::convert::Infallible> + Clone {
     let extension = extension.clone();
     warp::any().map(move || extension.clone())
+}
+
+/// What this contract serves (metric labels, CORS methods).
+pub fn route_table() -> RouteTable {
+    RouteTable::new(&[
+        (Method::POST, "/api/v1/extension/auth/login"),
+        (Method::GET, "/api/v1/extension/me"),
+    ])
 }
 
 pub fn mount(state: &AppState) -> Mount {
@@ -79,6 +89,7 @@ pub fn mount(state: &AppState) -> Mount {
         name: "extension",
         prefix: PREFIX,
         cors: Some(CorsPolicy::without_credentials(allowed)),
+        table: route_table(),
         routes,
     }
 }

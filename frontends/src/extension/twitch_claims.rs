@@ -63,9 +63,13 @@ pub struct TwitchViewer {
     pub role: TwitchRole,
 }
 
-/// Twitch ids are decimal numbers; 20 digits hold any `u64`.
+/// Twitch ids are positive decimal numbers, accepted only in canonical form:
+/// 1–20 ASCII digits (20 hold any `u64`), the first not `0`. So `"0"`, `"04242"`,
+/// `"+4242"`, `" 4242"` and non-ASCII digits are refused: an id has exactly one spelling,
+/// and one Twitch account can never become two accounts (`twitch`, id) here.
 fn is_twitch_id(value: &str) -> bool {
-    (1..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
+    let bytes = value.as_bytes();
+    (1..=20).contains(&bytes.len()) && bytes[0] != b'0' && bytes.iter().all(|b| b.is_ascii_digit())
 }
 
 /// `U` or `A` followed by Twitch's opaque characters.
@@ -132,6 +136,37 @@ mod tests {
             .into_viewer()
             .unwrap();
         assert_eq!(anonymous.user_id, None);
+    }
+
+    #[test]
+    fn twitch_ids_are_accepted_only_in_canonical_decimal_form() {
+        for good in ["1", "4242", "10", "12345678901234567890"] {
+            assert!(is_twitch_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "0",
+            "00",
+            "04242",
+            "+4242",
+            "-4242",
+            " 4242",
+            "4242 ",
+            "42 42",
+            "4242\n",
+            "0x4242",
+            "4e3",
+            "42.0",
+            "\u{ff14}\u{ff12}",
+            "123456789012345678901",
+        ] {
+            assert!(!is_twitch_id(bad), "{bad:?}");
+        }
+        let bad = |r: RawTwitchClaims| r.into_viewer().unwrap_err();
+        assert_eq!(bad(raw("U4242", Some("04242"), "1", "viewer")), "user_id");
+        assert_eq!(bad(raw("U4242", Some("0"), "1", "viewer")), "user_id");
+        assert_eq!(bad(raw("U1", None, "0314", "viewer")), "channel_id");
+        assert_eq!(bad(raw("U1", None, "0", "viewer")), "channel_id");
     }
 
     #[test]

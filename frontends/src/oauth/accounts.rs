@@ -23,11 +23,11 @@ use warp::http::Response;
 use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
-use super::authorization::{self, StartRequest};
+use super::authorization::{self, LinkTarget, StartRequest};
 use super::session_cookie;
 use super::wire::{AccountJson, LinkSocialBody, RedirectJson, StatusJson, UnlinkAccountBody};
 use super::OAuth;
-use crate::common::ApiError;
+use crate::common::{ApiError, RequestContext};
 
 pub async fn list(
     oauth: Arc<OAuth>,
@@ -52,6 +52,7 @@ pub async fn list(
 
 pub async fn link(
     oauth: Arc<OAuth>,
+    context: RequestContext,
     headers: HeaderMap,
     body: LinkSocialBody,
 ) -> Result<Response<Body>, Rejection> {
@@ -68,7 +69,11 @@ pub async fn link(
             new_user_callback_url: None,
             extra_scopes: body.scopes.as_deref().unwrap_or_default(),
             login_hint: None,
-            link_user_id: Some(caller.user_id().to_string()),
+            client_ip: context.client_ip,
+            link: Some(LinkTarget {
+                user_id: caller.user_id().to_string(),
+                session_id: caller.session_id().to_string(),
+            }),
         },
     )
     .await

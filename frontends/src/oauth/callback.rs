@@ -23,6 +23,7 @@
 //! | `unable_to_get_user_info` | userinfo failed or named another subject |
 //! | `account_not_linked` | a user with that email exists and the linking rule does not allow joining it |
 //! | `account_already_linked_to_different_user` | `link-social` for an account another user owns |
+//! | `session_expired` | `link-social`'s session ended (sign-out, revocation) before the callback: nothing is linked |
 //! | `unable_to_link_account` · `unable_to_create_user` · `unable_to_create_session` | the engine failed |
 
 use std::borrow::Cow;
@@ -39,6 +40,7 @@ use warp::Rejection;
 
 use super::callback_urls::{redirect_to, with_error};
 use super::{session_cookie, state_cookie, OAuth};
+use crate::common::log_sampling::LogSampler;
 use crate::common::RequestContext;
 
 struct Success {
@@ -106,7 +108,8 @@ pub async fn handle(
             redirect_to(&success.location, cookies)
         }
         Err(failure) => {
-            tracing::info!(provider = %label, error = %failure.code, "OAuth callback failed");
+            // A client error, and anyone can send one: the counter is the record.
+            tracing::debug!(provider = %label, error = %failure.code, "OAuth callback failed");
             metrics::counter!("tachigo_oauth_callbacks_total", "provider" => label, "outcome" => "error")
                 .increment(1);
             redirect_to(
@@ -162,7 +165,16 @@ async fn complete(
         .finish(code, &record.pkce_verifier, nonce)
         .await
         .map_err(|e| {
-            tracing::warn!(provider = provider_name, error = %e, "provider sign-in could not be completed");
+            // A provider that cannot be reached is the operator's concern; a
+            // refused code or token is the caller's, and anyone can send one.
+            static UNAVAILABLE_LOG: LogSampler = LogSampler::every_secs(10);
+            if e.code() == "provider_unavailable" {
+                if let Some(skipped) = UNAVAILABLE_LOG.admit() {
+                    tracing::warn!(provider = provider_name, error = %e, failures_not_logged = skipped, "provider sign-in could not be completed");
+                }
+            } else {
+                tracing::debug!(provider = provider_name, error = %e, "provider sign-in was refused");
+            }
             failure(error_url, e.code())
         })?;
     match &record.link_user_id {
@@ -171,13 +183,31 @@ async fn complete(
     }
 }
 
-/// `link-social`'s callback: the account joins the user who asked, no new session.
+/// `link-social`'s callback: the account joins the user who asked, no new
+/// session — and only while the session that asked is still live, so a flow
+/// left behind by a signed-out user cannot link whoever completes it.
 async fn link(
     oauth: &OAuth,
     record: &OAuthStateRecord,
     user_id: &str,
     identity: &ProviderIdentity,
 ) -> Result<Success, Failure> {
+    let Some(session_id) = record.link_session_id.as_deref() else {
+        return Err(failure(&record.error_callback_url, "session_expired"));
+    };
+    match oauth.engine.live_session(user_id, session_id).await {
+        Ok(_) => {}
+        Err(EngineError::SessionInvalid | EngineError::SessionNotFound) => {
+            return Err(failure(&record.error_callback_url, "session_expired"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "checking the linking session failed");
+            return Err(failure(
+                &record.error_callback_url,
+                "unable_to_link_account",
+            ));
+        }
+    }
     match oauth.engine.link_account(user_id, identity).await {
         Ok(_) => Ok(Success {
             location: record.callback_url.clone(),

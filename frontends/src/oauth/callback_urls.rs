@@ -5,7 +5,8 @@
 //! no open redirects, whatever the spelling (`//evil.example`, `/\evil.example`,
 //! `https://trusted.example.evil.example`, userinfo tricks, backslashes,
 //! whitespace and control characters that URL parsers silently drop,
-//! percent-encoded slashes, `javascript:` and other schemes). Also the one
+//! percent-encoded slashes, `javascript:` and other schemes), and any longer
+//! than `limits.max_callback_url_bytes` (default 1 KiB). Also the one
 //! way this contract redirects: a bare 302.
 
 use std::collections::HashSet;
@@ -20,8 +21,6 @@ use warp::hyper::Body;
 
 use crate::common::ApiError;
 
-const MAX_URL_LEN: usize = 2048;
-
 /// The redirect rules of one server, built once from the configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct RedirectPolicy {
@@ -29,6 +28,7 @@ pub(crate) struct RedirectPolicy {
     trusted_origins: Arc<HashSet<String>>,
     default_callback: String,
     default_error: String,
+    max_url_bytes: usize,
 }
 
 fn invalid(field: &str) -> ApiError {
@@ -82,7 +82,11 @@ fn path_is_suspicious(path: &str) -> bool {
 }
 
 impl RedirectPolicy {
-    pub(crate) fn from_config(config: &OAuthConfig, trusted_origins: Arc<HashSet<String>>) -> Self {
+    pub(crate) fn from_config(
+        config: &OAuthConfig,
+        trusted_origins: Arc<HashSet<String>>,
+        max_url_bytes: usize,
+    ) -> Self {
         let frontend = Url::parse(&config.frontend_url)
             .unwrap_or_else(|_| Url::parse("http://localhost:3000").expect("a valid URL"));
         let mut policy = RedirectPolicy {
@@ -90,6 +94,7 @@ impl RedirectPolicy {
             trusted_origins,
             default_callback: String::new(),
             default_error: String::new(),
+            max_url_bytes,
         };
         // Operator-configured, so trusted as written (the loader checked their form).
         policy.default_callback = policy.resolve_configured(&config.default_callback);
@@ -132,7 +137,7 @@ impl RedirectPolicy {
     }
 
     fn check(&self, raw: &str) -> Option<String> {
-        if raw.len() > MAX_URL_LEN
+        if raw.len() > self.max_url_bytes
             || raw
                 .chars()
                 .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
@@ -206,7 +211,7 @@ mod tests {
             .into_iter()
             .collect(),
         );
-        RedirectPolicy::from_config(&config, trusted)
+        RedirectPolicy::from_config(&config, trusted, 1024)
     }
 
     #[test]
@@ -237,6 +242,19 @@ mod tests {
             "https://app.tachigo.example/dashboard"
         );
         assert_eq!(p.default_error(), "https://app.tachigo.example/auth/error");
+    }
+
+    #[test]
+    fn callback_urls_past_the_length_bound_are_refused() {
+        let p = policy();
+        let at_bound = format!(
+            "/{}",
+            "a".repeat(1024 - "https://app.tachigo.example/".len())
+        );
+        assert!(p.resolve("callbackURL", Some(&at_bound)).is_ok());
+        let over = format!("/{}", "a".repeat(1024));
+        let refused = p.resolve("callbackURL", Some(&over)).unwrap_err();
+        assert_eq!(refused.code, "invalid_callback_url");
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod wire;
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::de::IgnoredAny;
@@ -40,8 +41,11 @@ use crate::common::cookies::CookieSettings;
 use crate::common::cors::CorsPolicy;
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
+use crate::common::rate_limit::{KeyedLimiter, Limit};
+use crate::common::route_table::RouteTable;
 use crate::common::{json_body, optional_json_body, request_context};
 use crate::AppState;
+use http::Method;
 
 pub use session_cookie::COOKIE_NAME as SESSION_COOKIE;
 pub use state_cookie::{COOKIE_NAME as STATE_COOKIE, STATE_TTL_SECS};
@@ -58,6 +62,8 @@ pub(crate) struct OAuth {
     redirects: callback_urls::RedirectPolicy,
     /// Providers whose verified emails may join an existing user.
     trusted_providers: HashSet<String>,
+    /// Provider flows started per client IP (`sign-in/social`, `link-social`).
+    starts_per_ip: KeyedLimiter<IpAddr>,
 }
 
 fn with_oauth(
@@ -71,6 +77,25 @@ fn cookie_header() -> impl Filter<Extract = (Option<String>,), Error = Rejection
     warp::header::optional::<String>("cookie")
 }
 
+/// What this contract serves (metric labels, CORS methods).
+pub fn route_table() -> RouteTable {
+    RouteTable::new(&[
+        (Method::GET, "/api/auth/get-session"),
+        (Method::POST, "/api/auth/sign-in/social"),
+        (Method::GET, "/api/auth/sign-in/social/{provider}"),
+        (Method::GET, "/api/auth/callback/{provider}"),
+        (Method::POST, "/api/auth/sign-out"),
+        (Method::GET, "/api/auth/list-sessions"),
+        (Method::POST, "/api/auth/revoke-session"),
+        (Method::POST, "/api/auth/revoke-sessions"),
+        (Method::POST, "/api/auth/revoke-other-sessions"),
+        (Method::GET, "/api/auth/list-accounts"),
+        (Method::POST, "/api/auth/link-social"),
+        (Method::POST, "/api/auth/unlink-account"),
+        (Method::GET, "/api/auth/ok"),
+    ])
+}
+
 pub fn mount(state: &AppState) -> Mount {
     let config = &state.config;
     let callback_base = format!(
@@ -80,14 +105,19 @@ pub fn mount(state: &AppState) -> Mount {
     let oauth = Arc::new(OAuth {
         engine: state.engine.clone(),
         providers: Providers::from_config(&config.oauth, &callback_base),
-        pending: PendingAuthorizations::new(&state.engine),
+        pending: PendingAuthorizations::new(&state.engine, config.limits.max_pending_oauth_states),
         cookies: state.cookies.clone(),
         trusted_origins: state.trusted_origins.clone(),
         redirects: callback_urls::RedirectPolicy::from_config(
             &config.oauth,
             state.trusted_origins.clone(),
+            config.limits.max_callback_url_bytes,
         ),
         trusted_providers: config.oauth.trusted_providers.iter().cloned().collect(),
+        starts_per_ip: KeyedLimiter::new(Limit {
+            per_minute: config.limits.oauth_starts_per_minute,
+            burst: config.limits.oauth_starts_burst,
+        }),
     });
     let o = &oauth;
 
@@ -100,11 +130,13 @@ pub fn mount(state: &AppState) -> Mount {
     let sign_in_post = warp::path!("api" / "auth" / "sign-in" / "social")
         .and(warp::post())
         .and(with_oauth(o))
+        .and(request_context())
         .and(json_body())
         .and_then(sign_in::post);
     let sign_in_get = warp::path!("api" / "auth" / "sign-in" / "social" / String)
         .and(warp::get())
         .and(with_oauth(o))
+        .and(request_context())
         .and(warp::query())
         .and_then(sign_in::get);
     let callback = warp::path!("api" / "auth" / "callback" / String)
@@ -151,6 +183,7 @@ pub fn mount(state: &AppState) -> Mount {
     let link_social = warp::path!("api" / "auth" / "link-social")
         .and(warp::post())
         .and(with_oauth(o))
+        .and(request_context())
         .and(warp::header::headers_cloned())
         .and(json_body())
         .and_then(accounts::link);
@@ -202,6 +235,7 @@ pub fn mount(state: &AppState) -> Mount {
         cors: Some(CorsPolicy::with_credentials(
             state.trusted_origins.as_ref().clone(),
         )),
+        table: route_table(),
         routes,
     }
 }

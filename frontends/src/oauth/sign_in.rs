@@ -21,9 +21,13 @@ use super::authorization::{self, StartRequest};
 use super::callback_urls::redirect_to;
 use super::wire::{RedirectJson, SocialSignInBody, SocialSignInQuery};
 use super::OAuth;
-use crate::common::ApiError;
+use crate::common::{ApiError, RequestContext};
 
-pub async fn post(oauth: Arc<OAuth>, body: SocialSignInBody) -> Result<Response<Body>, Rejection> {
+pub async fn post(
+    oauth: Arc<OAuth>,
+    context: RequestContext,
+    body: SocialSignInBody,
+) -> Result<Response<Body>, Rejection> {
     if body.id_token.is_some() {
         return Err(ApiError::bad_request(
             "id_token_not_supported",
@@ -40,7 +44,8 @@ pub async fn post(oauth: Arc<OAuth>, body: SocialSignInBody) -> Result<Response<
             new_user_callback_url: body.new_user_callback_url.as_deref(),
             extra_scopes: body.scopes.as_deref().unwrap_or_default(),
             login_hint: body.login_hint.as_deref(),
-            link_user_id: None,
+            client_ip: context.client_ip,
+            link: None,
         },
     )
     .await
@@ -55,6 +60,7 @@ pub async fn post(oauth: Arc<OAuth>, body: SocialSignInBody) -> Result<Response<
 pub async fn get(
     provider: String,
     oauth: Arc<OAuth>,
+    context: RequestContext,
     query: SocialSignInQuery,
 ) -> Result<Response<Body>, Rejection> {
     let started = authorization::start(
@@ -66,7 +72,8 @@ pub async fn get(
             new_user_callback_url: query.new_user_callback_url.as_deref(),
             extra_scopes: &[],
             login_hint: None,
-            link_user_id: None,
+            client_ip: context.client_ip,
+            link: None,
         },
     )
     .await

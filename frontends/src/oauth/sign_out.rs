@@ -1,7 +1,8 @@
 //! `POST /sign-out` (empty body or `{}`, as the Better Auth client sends):
-//! ends the session of the cookie and expires the cookie; 200
-//! `{success: true}`, also when there was no live session (nothing left to
-//! end). It is a cookie-authenticated change, so it needs a trusted
+//! ends the session of the cookie and expires the cookie, and the state cookie
+//! of any provider flow this browser left pending (its `link-social` callback
+//! would fail anyway, as its session is gone); 200 `{success: true}`, also when
+//! there was no live session (nothing left to end). It is a cookie-authenticated change, so it needs a trusted
 //! `Origin`/`Referer` (403 `UNTRUSTED_ORIGIN`, nothing ended).
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use warp::http::Response;
 use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
-use super::{session_cookie, OAuth};
+use super::{session_cookie, state_cookie, OAuth};
 use crate::common::origin_check::require_trusted_origin;
 use crate::common::ApiError;
 
@@ -43,9 +44,9 @@ async fn sign_out(oauth: &OAuth, headers: &HeaderMap) -> Result<Response<Body>, 
             Err(other) => return Err(other.into()),
         }
     }
-    let reply = warp::reply::json(&serde_json::json!({"success": true}));
-    Ok(
-        warp::reply::with_header(reply, SET_COOKIE, session_cookie::clear(&oauth.cookies))
-            .into_response(),
-    )
+    let mut response = warp::reply::json(&serde_json::json!({"success": true})).into_response();
+    let headers = response.headers_mut();
+    headers.append(SET_COOKIE, session_cookie::clear(&oauth.cookies));
+    headers.append(SET_COOKIE, state_cookie::clear(&oauth.cookies));
+    Ok(response)
 }

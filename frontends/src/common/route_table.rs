@@ -1,0 +1,197 @@
+//! The routes a contract serves, as `(method, template)` pairs such as
+//! `(GET, "/api/auth/callback/{provider}")`. Everything that must not take
+//! caller-chosen text reads from here instead of the request: the `route` and
+//! `method` labels of the request metrics (so a spray of invented paths or
+//! methods cannot grow the number of series) and the methods a CORS preflight
+//! allows (so they always match what is actually served).
+//!
+//! A template segment in braces matches any one path segment; every other
+//! segment matches itself. Each contract's table sits beside its warp filter
+//! tree, and a test per contract checks that every row is served.
+
+use http::Method;
+
+/// One served route.
+#[derive(Debug, Clone)]
+struct Route {
+    method: Method,
+    template: &'static str,
+    /// The template split on `/`, `None` for a `{placeholder}` segment.
+    segments: Vec<Option<&'static str>>,
+}
+
+/// What a mount serves.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+/// The `route` label of a request that matches no template.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The methods requests are labelled with; anything else is `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+fn is_placeholder(segment: &str) -> bool {
+    segment.len() > 2 && segment.starts_with('{') && segment.ends_with('}')
+}
+
+impl RouteTable {
+    /// A table from `(method, template)` rows, most specific first where two
+    /// templates match the same path (`/sessions/revoke-others` before
+    /// `/sessions/{id}`).
+    pub fn new(rows: &[(Method, &'static str)]) -> RouteTable {
+        let routes = rows
+            .iter()
+            .map(|(method, template)| {
+                assert!(template.starts_with('/'), "route templates are absolute");
+                Route {
+                    method: method.clone(),
+                    template,
+                    segments: template[1..]
+                        .split('/')
+                        .map(|s| (!is_placeholder(s)).then_some(s))
+                        .collect(),
+                }
+            })
+            .collect();
+        RouteTable { routes }
+    }
+
+    fn matching<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
+        let path = path.strip_prefix('/').unwrap_or(path);
+        self.routes.iter().filter(move |route| {
+            let mut parts = path.split('/');
+            route.segments.iter().all(|expected| match parts.next() {
+                Some(part) => expected.is_none_or(|literal| literal == part) && !part.is_empty(),
+                None => false,
+            }) && parts.next().is_none()
+        })
+    }
+
+    /// The template serving `method` on `path`; failing that, the first
+    /// template matching `path` under another method (a 405); else `None`.
+    pub fn label(&self, method: &Method, path: &str) -> Option<&'static str> {
+        let mut first = None;
+        for route in self.matching(path) {
+            if route.method == *method {
+                return Some(route.template);
+            }
+            first.get_or_insert(route.template);
+        }
+        first
+    }
+
+    /// The methods served on `path` (every method of the table when no template
+    /// matches), plus `OPTIONS`, as a CORS `Access-Control-Allow-Methods` value.
+    pub fn allowed_methods(&self, path: &str) -> String {
+        let mut methods: Vec<&str> = self.matching(path).map(|r| r.method.as_str()).collect();
+        if methods.is_empty() {
+            methods = self.routes.iter().map(|r| r.method.as_str()).collect();
+        }
+        methods.push("OPTIONS");
+        let mut unique: Vec<&str> = Vec::with_capacity(methods.len());
+        for method in methods {
+            if !unique.contains(&method) {
+                unique.push(method);
+            }
+        }
+        unique.join(", ")
+    }
+
+    /// Every row, for tests that check each one is served.
+    pub fn rows(&self) -> impl Iterator<Item = (&Method, &'static str)> + '_ {
+        self.routes.iter().map(|r| (&r.method, r.template))
+    }
+
+    /// A concrete path for `template`, each placeholder replaced by `filler`.
+    pub fn example_path(template: &str, filler: &str) -> String {
+        template
+            .split('/')
+            .map(|s| if is_placeholder(s) { filler } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RouteTable {
+        RouteTable::new(&[
+            (Method::POST, "/api/v1/auth/sessions/revoke-others"),
+            (Method::DELETE, "/api/v1/auth/sessions/{id}"),
+            (Method::GET, "/api/auth/callback/{provider}"),
+            (Method::PUT, "/api/v1/admin/users/{id}/roles"),
+        ])
+    }
+
+    #[test]
+    fn caller_text_never_becomes_a_label() {
+        let t = table();
+        assert_eq!(
+            t.label(&Method::GET, "/api/auth/callback/anything-at-all"),
+            Some("/api/auth/callback/{provider}")
+        );
+        assert_eq!(
+            t.label(&Method::DELETE, "/api/v1/auth/sessions/zz1234"),
+            Some("/api/v1/auth/sessions/{id}")
+        );
+        assert_eq!(
+            t.label(&Method::POST, "/api/v1/auth/sessions/revoke-others"),
+            Some("/api/v1/auth/sessions/revoke-others")
+        );
+        // The wrong method still labels by the template (it is a 405 there).
+        assert_eq!(
+            t.label(&Method::GET, "/api/v1/admin/users/u1/roles"),
+            Some("/api/v1/admin/users/{id}/roles")
+        );
+        assert_eq!(t.label(&Method::GET, "/api/auth/callback/a/b"), None);
+        assert_eq!(t.label(&Method::GET, "/api/auth/callback/"), None);
+        assert_eq!(t.label(&Method::GET, "/nowhere"), None);
+    }
+
+    #[test]
+    fn methods_come_from_the_fixed_set() {
+        assert_eq!(method_label(&Method::PUT), "PUT");
+        let invented = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&invented), "other");
+    }
+
+    #[test]
+    fn preflights_allow_what_the_path_serves() {
+        let t = table();
+        assert_eq!(
+            t.allowed_methods("/api/v1/admin/users/u1/roles"),
+            "PUT, OPTIONS"
+        );
+        assert_eq!(
+            t.allowed_methods("/api/v1/auth/sessions/revoke-others"),
+            "POST, DELETE, OPTIONS"
+        );
+        assert_eq!(
+            t.allowed_methods("/unknown"),
+            "POST, DELETE, GET, PUT, OPTIONS"
+        );
+    }
+
+    #[test]
+    fn example_paths_fill_placeholders() {
+        assert_eq!(
+            RouteTable::example_path("/api/v1/admin/users/{id}/roles", "x"),
+            "/api/v1/admin/users/x/roles"
+        );
+    }
+}
