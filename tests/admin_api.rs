@@ -256,3 +256,29 @@ async fn operators_list_and_revoke_sessions() {
         .any(|e| e.kind == "admin_revoked_sessions" && e.user_id.as_deref() == Some(&bob)));
     server.stop().await;
 }
+
+/// A token with a genuine signature whose user does not exist (a user removed
+/// from storage, or a token minted by a key shared elsewhere) is a dead
+/// session on every bearer route, never a server error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_token_for_a_user_that_does_not_exist_is_refused_not_an_error() {
+    let mut server = TestServer::start().await;
+    let (token, _) = server.engine().mint_access_token(
+        "0b9d7c6a-1f2e-4d3c-8b7a-6f5e4d3c2b1a",
+        Some("3f2c9a4e-0000-4000-8000-000000000000"),
+        AUDIENCE_DASHBOARD,
+        &["admin".to_string()],
+        Default::default(),
+    );
+    for path in ["/api/v1/admin/users?email=a", "/api/v1/auth/me"] {
+        let r = plain_client()
+            .get(server.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert_eq!(error_code(r).await, "session_revoked", "{path}");
+    }
+    server.stop().await;
+}

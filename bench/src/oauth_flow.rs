@@ -6,7 +6,9 @@
 //! the session cookie.
 //!
 //! Without `--url` the real `tachigo-auth` binary is spawned with the provider
-//! configured through `TACHIGO__OAUTH__PROVIDERS__LOCAL__*`. With `--url`, the
+//! configured through `TACHIGO__OAUTH__PROVIDERS__LOCAL__*` and the per-client
+//! limit on started sign-ins lifted (all load comes from 127.0.0.1; give a
+//! `--url` target `limits.oauth_starts_per_minute` likewise). With `--url`, the
 //! provider listens on `TACHIGO_BENCH_OIDC_ADDR` and the target must already
 //! have it configured as provider `local` (issuer `http://<that address>`,
 //! client id `tachigo-test-client`, secret `tachigo-test-client-secret`).
@@ -88,6 +90,10 @@ impl OAuthTarget {
                             "TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_SECRET",
                             CLIENT_SECRET,
                         ),
+                        // Every sign-in of the load comes from 127.0.0.1: lift the
+                        // per-client start limit (the pending-flow cap stays).
+                        ("TACHIGO__LIMITS__OAUTH_STARTS_PER_MINUTE", "100000000"),
+                        ("TACHIGO__LIMITS__OAUTH_STARTS_BURST", "100000"),
                     ],
                 )
                 .await?;

@@ -534,12 +534,16 @@ impl Engine {
         user_id: &str,
         session_id: &str,
     ) -> Result<SessionRead, EngineError> {
+        // The user may be gone (or never was, for a token minted elsewhere):
+        // whether the actor could not be activated or found no such session,
+        // the session is not live.
         self.call(user_id, |reply| UserMsg::ReadSession {
             session_id: session_id.to_string(),
             token: None,
             reply,
         })
-        .await?
+        .await
+        .and_then(|read| read)
         .map_err(|e| match e {
             EngineError::UserNotFound => EngineError::SessionInvalid,
             other => other,
