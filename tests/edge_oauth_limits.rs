@@ -220,3 +220,26 @@ async fn cookies_split_over_several_fields_are_read_over_http1_and_http2() {
     split_cookies_are_read(&server, &http2, &token).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_field_of_non_ascii_bytes_is_ignored_and_the_callback_still_redirects() {
+    let provider = OidcProvider::start().await;
+    let mut server = start_with_provider(&provider, |_| {}).await;
+    let garbled =
+        reqwest::header::HeaderValue::from_bytes(b"tachigo.oauth_state=\xff\xfe").unwrap();
+    let landed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(server.url("/api/auth/callback/local?state=unknown&code=x"))
+        .header("cookie", garbled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landed.status(), 302);
+    assert_eq!(
+        support::query_param(&support::location(&landed), "error").as_deref(),
+        Some("state_not_found")
+    );
+    server.stop().await;
+}

@@ -6,6 +6,7 @@
 mod support;
 
 use futures::StreamExt;
+use support::metrics::metrics_text;
 use support::{create_dashboard_user, dashboard_login, error_code, plain_client, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,15 +59,9 @@ async fn a_login_flood_past_the_queue_bound_is_refused_at_once_with_retry_after(
     let checked = outcomes.iter().filter(|(s, _, _)| *s == 401).count();
     assert!(checked < 60, "{checked} checks ran out of 120");
 
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
+    assert!(metrics_text(&server)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("tachigo_password_checks_refused_total"));
+        .contains("tachigo_password_checks_refused_total"));
 
     let real = dashboard_login(&server, &client, "real@example.com").await;
     assert_eq!(real.status(), 200);

@@ -49,11 +49,13 @@ impl CookieSettings {
 /// Joins every `Cookie` field of a request into one, `; `-separated, in order
 /// (RFC 9113 §8.2.3; RFC 6265 §5.4 allows only one on HTTP/1.1, but clients
 /// send several). A field that is not visible ASCII is dropped, as no cookie of
-/// this server can be in it.
+/// this server can be in it (and a reader would otherwise refuse the request).
 pub fn join_cookie_fields(headers: &mut HeaderMap) {
     let mut fields = headers.get_all(COOKIE).iter();
-    if fields.next().is_none() || fields.next().is_none() {
-        return;
+    match (fields.next(), fields.next()) {
+        (None, _) => return,
+        (Some(only), None) if only.to_str().is_ok() => return,
+        _ => {}
     }
     let joined = headers
         .get_all(COOKIE)
@@ -64,6 +66,9 @@ pub fn join_cookie_fields(headers: &mut HeaderMap) {
         .collect::<Vec<_>>()
         .join("; ");
     headers.remove(COOKIE);
+    if joined.is_empty() {
+        return;
+    }
     if let Ok(value) = HeaderValue::from_str(&joined) {
         headers.insert(COOKIE, value);
     }
@@ -133,6 +138,15 @@ mod tests {
         single.append(COOKIE, HeaderValue::from_static("a=1"));
         join_cookie_fields(&mut single);
         assert_eq!(single.get(COOKIE).unwrap(), "a=1");
+
+        let mut garbled = HeaderMap::new();
+        garbled.append(COOKIE, HeaderValue::from_bytes(b"a=\xff\xfe").unwrap());
+        join_cookie_fields(&mut garbled);
+        assert!(garbled.get(COOKIE).is_none());
+        garbled.append(COOKIE, HeaderValue::from_bytes(b"a=\xff").unwrap());
+        garbled.append(COOKIE, HeaderValue::from_static("b=2"));
+        join_cookie_fields(&mut garbled);
+        assert_eq!(garbled.get(COOKIE).unwrap(), "b=2");
     }
 
     #[test]

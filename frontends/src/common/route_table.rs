@@ -69,8 +69,11 @@ impl RouteTable {
         RouteTable { routes }
     }
 
+    /// The routes serving `path`; one trailing slash is ignored, as the
+    /// contracts' filters ignore it.
     fn matching<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
         let path = path.strip_prefix('/').unwrap_or(path);
+        let path = path.strip_suffix('/').unwrap_or(path);
         self.routes.iter().filter(move |route| {
             let mut parts = path.split('/');
             route.segments.iter().all(|expected| match parts.next() {
@@ -157,6 +160,10 @@ mod tests {
         assert_eq!(
             t.label(&Method::GET, "/api/v1/admin/users/u1/roles"),
             Some("/api/v1/admin/users/{id}/roles")
+        );
+        assert_eq!(
+            t.label(&Method::GET, "/api/auth/callback/twitch/"),
+            Some("/api/auth/callback/{provider}")
         );
         assert_eq!(t.label(&Method::GET, "/api/auth/callback/a/b"), None);
         assert_eq!(t.label(&Method::GET, "/api/auth/callback/"), None);
