@@ -119,3 +119,21 @@ async fn a_stalled_connection_is_closed_at_shutdown_and_releases_the_database() 
     assert_eq!(r.status(), 200, "the restarted server answers");
     server.stop().await;
 }
+
+/// Readiness is the engine's own state (not stopping, storage taking durable
+/// writes), kept in memory: it never scans storage, so its cost does not grow
+/// with the number of users (`bench/`: `readyz` at 1 and 30,000 users).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_engine_state() {
+    let mut server = TestServer::start().await;
+    let client = plain_client();
+    let r = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), r#"{"status":"ready"}"#);
+
+    server.engine().shutdown().await.unwrap();
+    let r = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), r#"{"status":"not_ready"}"#);
+    server.stop().await;
+}
