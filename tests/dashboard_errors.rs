@@ -212,6 +212,7 @@ async fn every_error_in_the_contract_table_answers_with_its_code() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.headers()["connection"], "close");
     expect(r, 413, "body_too_large").await;
     // session_revoked: a genuine token whose session has ended
     let r = c

@@ -16,11 +16,17 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Deepest nesting of arrays and objects accepted; no contract needs more than 3.
 pub const MAX_JSON_DEPTH: usize = 32;
 
+/// 413, and the connection ends after it (the rest of the body is never
+/// read): `Connection: close` tells the client so.
 pub(crate) fn too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
         "the request body is larger than 16 KiB",
+    )
+    .with_header(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
     )
 }
 
