@@ -326,3 +326,25 @@ async fn login_attempts_are_limited_per_account_across_ips() {
     assert_eq!(r.status(), 200);
     server.stop().await;
 }
+
+/// Behind a proxy that adds its own `X-Forwarded-For` field instead of
+/// extending the client's, the client IP is the right-most entry of the last
+/// field: a forged first field changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_forwarded_field_does_not_escape_the_per_ip_limit() {
+    let mut server = TestServer::start_with(|c| c.server.trust_proxy = true).await;
+    let burst = tachigo_frontends::dashboard::LOGIN_LIMIT_PER_IP.burst;
+    let attempt = |i: u32| {
+        plain_client()
+            .post(server.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("10.9.{}.{}", i / 250, i % 250))
+            .header("x-forwarded-for", "203.0.113.50")
+            .json(&json!({"email": format!("guess{i}@example.com"), "password": "wrong password!"}))
+            .send()
+    };
+    for i in 0..burst {
+        assert_eq!(attempt(i).await.unwrap().status(), 401);
+    }
+    assert_limited(attempt(burst).await.unwrap()).await;
+    server.stop().await;
+}

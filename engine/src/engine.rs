@@ -718,6 +718,14 @@ async fn maintenance(
             return;
         }
         s.router.passivate_idle_and_excess();
+        if !s.store.is_healthy() {
+            // Readiness must come back once the disk does, even with no write
+            // arriving (a load balancer sends none to an unready node).
+            let store = s.store.clone();
+            if let Ok(true) = tokio::task::spawn_blocking(move || store.recheck_health()).await {
+                tracing::info!("storage flushes again: ready");
+            }
+        }
         if last_sweep.elapsed() >= Duration::from_secs(60) {
             last_sweep = tokio::time::Instant::now();
             let now = s.now();

@@ -102,7 +102,9 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, EngineError> {
-        let _permit = match self.permits.try_acquire() {
+        // The permit moves into the blocking work: a caller that gives up
+        // (its client went away) does not free a slot while argon2 still runs.
+        let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(EngineError::Unavailable),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
@@ -117,14 +119,18 @@ impl Passwords {
                     })?;
                 let _place = QueuePlace(self.waiting.clone());
                 self.permits
-                    .acquire()
+                    .clone()
+                    .acquire_owned()
                     .await
                     .map_err(|_| EngineError::Unavailable)?
             }
         };
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| EngineError::Unavailable)
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|_| EngineError::Unavailable)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, EngineError> {

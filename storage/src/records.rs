@@ -118,48 +118,14 @@ pub struct OAuthStateRecord {
     /// Set when the flow links a provider to an already signed-in user.
     pub link_user_id: Option<String>,
     /// The session that started the link flow: it must still be live at the
-    /// callback (schema version 2).
+    /// callback. Kept by the store in a tree of its own (`oauth_link_sessions`),
+    /// not in this record, so the record's layout is unchanged and a release
+    /// without this field still reads it.
+    #[serde(skip)]
     pub link_session_id: Option<String>,
     pub created_at: UnixMillis,
     pub expires_at: UnixMillis,
 }
-
-/// [`OAuthStateRecord`] as schema version 1 stored it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OAuthStateRecordV1 {
-    pub provider: String,
-    pub pkce_verifier: String,
-    pub nonce: Option<String>,
-    pub binding_hash: TokenHash,
-    pub callback_url: String,
-    pub error_callback_url: String,
-    pub new_user_callback_url: Option<String>,
-    pub link_user_id: Option<String>,
-    pub created_at: UnixMillis,
-    pub expires_at: UnixMillis,
-}
-
-impl From<OAuthStateRecordV1> for OAuthStateRecord {
-    /// A version-1 link flow names no session, so its callback refuses it.
-    fn from(v1: OAuthStateRecordV1) -> Self {
-        OAuthStateRecord {
-            provider: v1.provider,
-            pkce_verifier: v1.pkce_verifier,
-            nonce: v1.nonce,
-            binding_hash: v1.binding_hash,
-            callback_url: v1.callback_url,
-            error_callback_url: v1.error_callback_url,
-            new_user_callback_url: v1.new_user_callback_url,
-            link_user_id: v1.link_user_id,
-            link_session_id: None,
-            created_at: v1.created_at,
-            expires_at: v1.expires_at,
-        }
-    }
-}
-
-/// The schema version that gave [`OAuthStateRecord`] its current layout.
-pub const OAUTH_STATE_LAYOUT_VERSION: u8 = 2;
 
 /// An Ed25519 signing key for tachigo JWTs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

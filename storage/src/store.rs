@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
-use crate::codec::{decode, decode_migrating, encode};
+use crate::codec::{decode, encode};
 use crate::records::*;
 use crate::{Durability, StorageError, UnixMillis};
 
@@ -43,6 +43,9 @@ pub struct Store {
     families: Tree,
     retired_refresh: Tree,
     oauth_states: Tree,
+    /// State hash → the session that started a link flow (see
+    /// [`OAuthStateRecord::link_session_id`]).
+    oauth_link_sessions: Tree,
     signing_keys: Tree,
     audit: Tree,
 }
@@ -84,10 +87,6 @@ fn user_prefix(user_id: &str) -> Vec<u8> {
 
 fn string_of(bytes: &[u8]) -> Result<String, StorageError> {
     String::from_utf8(bytes.to_vec()).map_err(|e| StorageError::Corrupt(e.to_string()))
-}
-
-fn decode_oauth_state(bytes: &[u8]) -> Result<OAuthStateRecord, StorageError> {
-    decode_migrating::<OAuthStateRecord, OAuthStateRecordV1>(bytes, OAUTH_STATE_LAYOUT_VERSION)
 }
 
 fn is_lock_error(e: &sled::Error) -> bool {
@@ -151,6 +150,7 @@ impl Store {
             families: db.open_tree("refresh_families")?,
             retired_refresh: db.open_tree("retired_refresh_tokens")?,
             oauth_states,
+            oauth_link_sessions: db.open_tree("oauth_link_sessions")?,
             signing_keys: db.open_tree("signing_keys")?,
             audit: db.open_tree("audit")?,
             durability,
@@ -169,6 +169,14 @@ impl Store {
     /// succeeded. O(1), no disk access.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
+    }
+
+    /// After a failed flush: flushes now (blocking) and records whether it
+    /// worked, so readiness comes back without waiting for a write.
+    pub fn recheck_health(&self) -> bool {
+        let ok = self.db.flush().is_ok();
+        self.healthy.store(ok, Ordering::Release);
+        ok
     }
 
     /// Flushes everything now; used at shutdown.
@@ -482,6 +490,13 @@ impl Store {
         if reserved.is_err() {
             return Ok(false);
         }
+        if let Some(session_id) = &state.link_session_id {
+            // Before the state: a state is only ever found with its session.
+            if let Err(e) = self.oauth_link_sessions.insert(key, session_id.as_bytes()) {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
+                return Err(e.into());
+            }
+        }
         match self.oauth_states.insert(key, encode(state)) {
             Ok(None) => {}
             // The same state twice (never, with 256 random bits): still one entry.
@@ -503,11 +518,14 @@ impl Store {
         key: &TokenHash,
     ) -> Result<Option<OAuthStateRecord>, StorageError> {
         let taken = self.oauth_states.remove(key)?;
+        let link_session = self.oauth_link_sessions.remove(key)?;
         match taken {
             Some(bytes) => {
                 self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
                 self.durable().await?;
-                Ok(Some(decode_oauth_state(&bytes)?))
+                let mut state: OAuthStateRecord = decode(&bytes)?;
+                state.link_session_id = link_session.map(|s| string_of(&s)).transpose()?;
+                Ok(Some(state))
             }
             None => Ok(None),
         }
@@ -518,10 +536,26 @@ impl Store {
         let mut removed = 0;
         for entry in self.oauth_states.iter() {
             let (key, value) = entry?;
-            let state = decode_oauth_state(&value)?;
-            if state.expires_at <= now && self.oauth_states.remove(key)?.is_some() {
+            // A record this build cannot read (a newer build's, or damaged) can
+            // never be taken: it goes too, or it would hold a pending slot forever.
+            let expired = match decode::<OAuthStateRecord>(&value) {
+                Ok(state) => state.expires_at <= now,
+                Err(e) => {
+                    tracing::warn!(error = %e, "removing an unreadable OAuth state");
+                    true
+                }
+            };
+            if expired && self.oauth_states.remove(&key)?.is_some() {
                 self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
                 removed += 1;
+            }
+        }
+        // Link sessions whose state is gone (swept above, or taken by a release
+        // that does not know this tree).
+        for entry in self.oauth_link_sessions.iter() {
+            let (key, _) = entry?;
+            if !self.oauth_states.contains_key(&key)? {
+                self.oauth_link_sessions.remove(key)?;
             }
         }
         if removed > 0 {

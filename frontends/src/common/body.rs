@@ -13,16 +13,32 @@ use warp::{Filter, Rejection};
 use super::ApiError;
 
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Time a client has to send a whole body once its head is in: 16 KiB in 10 s
+/// is 1.6 KB/s, far below any real client. Past it: 408, connection closed.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Deepest nesting of arrays and objects accepted; no contract needs more than 3.
 pub const MAX_JSON_DEPTH: usize = 32;
 
 /// 413, and the connection ends after it (the rest of the body is never
-/// read): `Connection: close` tells the client so.
+/// read): `Connection: close` tells an HTTP/1.1 client so (the dispatcher
+/// removes it on HTTP/2, where it has no meaning).
 pub(crate) fn too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
         "the request body is larger than 16 KiB",
+    )
+    .with_header(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    )
+}
+
+fn body_too_slow() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        "the request body did not arrive in time",
     )
     .with_header(
         http::header::CONNECTION,
@@ -55,9 +71,15 @@ where
     }
     let mut stream = Box::pin(stream);
     let mut collected = BytesMut::new();
-    while let Some(mut chunk) = stream.try_next().await.map_err(|_| {
-        ApiError::bad_request("invalid_body", "the request body could not be read").reject()
-    })? {
+    let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.try_next())
+            .await
+            .map_err(|_| body_too_slow().reject())?
+            .map_err(|_| {
+                ApiError::bad_request("invalid_body", "the request body could not be read").reject()
+            })?;
+        let Some(mut chunk) = next else { break };
         if collected.len() + chunk.remaining() > MAX_BODY_BYTES {
             return Err(too_large().reject());
         }

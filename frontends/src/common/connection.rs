@@ -56,15 +56,24 @@ impl Activity {
         self.changed_ms.store(ms, Ordering::Release);
     }
 
-    /// Resolves once no request has been in flight for `idle`.
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Resolves once no request has been in flight for `idle`. While requests
+    /// are in flight it looks again an `idle` later (their own reads are
+    /// bounded elsewhere: heads by the header timeout, bodies by the body
+    /// filter's timeout).
     async fn idle_for(&self, idle: Duration) {
         loop {
             let changed = self.changed_ms.load(Ordering::Acquire);
             let deadline = self.opened + Duration::from_millis(changed) + idle;
+            if self.in_flight() > 0 {
+                tokio::time::sleep(idle).await;
+                continue;
+            }
             tokio::time::sleep_until(deadline.into()).await;
-            if self.in_flight.load(Ordering::Acquire) == 0
-                && self.changed_ms.load(Ordering::Acquire) == changed
-            {
+            if self.in_flight() == 0 && self.changed_ms.load(Ordering::Acquire) == changed {
                 return;
             }
         }
@@ -151,7 +160,11 @@ impl ConnectionLimits {
         connection.as_mut().graceful_shutdown();
         if idle {
             metrics::counter!("tachigo_http_connections_idle_closed_total").increment(1);
-            let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, connection).await;
+            let closed = tokio::time::timeout(IDLE_CLOSE_GRACE, connection.as_mut()).await;
+            // A request that arrived just as the watchdog fired is finished, not cut.
+            if closed.is_err() && activity.in_flight() > 0 {
+                let _ = connection.await;
+            }
         } else {
             let _ = connection.await;
         }

@@ -46,10 +46,17 @@ impl CookieSettings {
     }
 }
 
+/// Whether a `name=value` pair is visible ASCII (spaces allowed), as every
+/// cookie this server sets is.
+fn plain_pair(pair: &[u8]) -> bool {
+    !pair.is_empty() && pair.iter().all(|b| (0x20..0x7f).contains(b))
+}
+
 /// Joins every `Cookie` field of a request into one, `; `-separated, in order
 /// (RFC 9113 §8.2.3; RFC 6265 §5.4 allows only one on HTTP/1.1, but clients
-/// send several). A field that is not visible ASCII is dropped, as no cookie of
-/// this server can be in it (and a reader would otherwise refuse the request).
+/// send several). A pair that is not visible ASCII (another application's
+/// UTF-8 cookie on a shared parent domain) is dropped alone: no cookie of this
+/// server can be in it, and the others are kept.
 pub fn join_cookie_fields(headers: &mut HeaderMap) {
     let mut fields = headers.get_all(COOKIE).iter();
     match (fields.next(), fields.next()) {
@@ -60,9 +67,10 @@ pub fn join_cookie_fields(headers: &mut HeaderMap) {
     let joined = headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .map(|pair| pair.trim_ascii())
+        .filter(|pair| plain_pair(pair))
+        .filter_map(|pair| std::str::from_utf8(pair).ok())
         .collect::<Vec<_>>()
         .join("; ");
     headers.remove(COOKIE);
@@ -147,6 +155,19 @@ mod tests {
         garbled.append(COOKIE, HeaderValue::from_static("b=2"));
         join_cookie_fields(&mut garbled);
         assert_eq!(garbled.get(COOKIE).unwrap(), "b=2");
+
+        // One field, one foreign UTF-8 pair: the session cookie beside it survives.
+        let mut shared_domain = HeaderMap::new();
+        shared_domain.append(
+            COOKIE,
+            HeaderValue::from_bytes("theme=bleu clair é; tachigo.session_token=tok".as_bytes())
+                .unwrap(),
+        );
+        join_cookie_fields(&mut shared_domain);
+        assert_eq!(
+            from_headers(&shared_domain, "tachigo.session_token").as_deref(),
+            Some("tok")
+        );
     }
 
     #[test]

@@ -131,6 +131,7 @@ impl Dispatcher {
         let context = RequestContext::from_request(request.headers(), remote, self.trust_proxy);
         let request_id = context.request_id.clone();
         let method = request.method().clone();
+        let http2 = request.version() == http::Version::HTTP_2;
         let mount = self.mount_for(request.uri().path());
         let contract = mount.map_or("none", |m| m.name);
         let route = mount
@@ -161,6 +162,11 @@ impl Dispatcher {
         };
 
         let headers = response.headers_mut();
+        if http2 {
+            // Connection-specific headers are illegal in HTTP/2 (hyper would
+            // drop it with a warning per response).
+            headers.remove(header::CONNECTION);
+        }
         headers
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));

@@ -52,11 +52,13 @@ impl RequestContext {
             .map(str::to_string)
             .unwrap_or_else(new_request_id);
         let forwarded = trust_proxy
-            .then(|| headers.get("x-forwarded-for"))
+            // The right-most entry of the last field is the one our trusted proxy
+            // appended (some proxies add a field of their own rather than extend
+            // the client's); everything before it came from the client and could
+            // be forged.
+            .then(|| headers.get_all("x-forwarded-for").iter().next_back())
             .flatten()
             .and_then(|v| v.to_str().ok())
-            // The right-most entry is the one our trusted proxy appended; the others
-            // came from the client and could be forged.
             .and_then(|v| v.rsplit(',').next())
             .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
         let user_agent = headers
