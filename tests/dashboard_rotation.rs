@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::metrics::metrics_text;
 use support::*;
 use tachigo_engine::storage::FamilyRevocation;
 
@@ -176,14 +177,7 @@ async fn the_body_fallback_rotates_counts_and_returns_the_token_only_to_body_cal
     let body: Value = r.json().await.unwrap();
     assert!(body.get("refresh_token").is_none(), "{body}");
 
-    let metrics = plain_client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.lines().any(|l| l
             .starts_with("tachigo_dashboard_refresh_body_fallback_total{endpoint=\"refresh\"}")),
