@@ -551,7 +551,9 @@ impl Store {
             }
         }
         // Link sessions whose state is gone (swept above, or taken by a release
-        // that does not know this tree).
+        // that does not know this tree). One written a moment before its state
+        // may go too: that flow's callback then finds no session and links
+        // nothing (`session_expired`), the safe side.
         for entry in self.oauth_link_sessions.iter() {
             let (key, _) = entry?;
             if !self.oauth_states.contains_key(&key)? {
