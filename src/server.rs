@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tachigo_engine::config::{deployment, Config, DurabilityMode};
-use tachigo_engine::storage::{Store, StoreOptions};
-use tachigo_engine::{Engine, EngineOptions};
+use tachigo_engine::Engine;
 use tachigo_frontends::common::connection::ConnectionLimits;
 use tachigo_frontends::common::dispatcher::{Dispatcher, Mount};
 use tachigo_frontends::{admin, dashboard, extension, oauth, system, AppState};
@@ -17,8 +16,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// How long a graceful shutdown waits for in-flight requests.
-/// How long shutdown waits for the last tasks holding the database to end.
-const RELEASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where each listener ended up (ports chosen by the OS when configured as 0).
@@ -37,16 +34,6 @@ pub struct RunningServer {
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
-}
-
-/// Opens the database, refusing clearly when another process holds it.
-pub fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let options = StoreOptions {
-        path: config.database_path(),
-        durable: config.storage.durability == DurabilityMode::GroupCommit,
-    };
-    Store::open(&options)
-        .with_context(|| format!("opening the database in {}", options.path.display()))
 }
 
 fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
@@ -68,8 +55,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     if config.storage.durability == DurabilityMode::None {
         tracing::warn!("storage.durability = \"none\": acknowledged writes can be lost; use only for throw-away benchmarks");
     }
-    let store = open_store(&config)?;
-    let engine = Engine::start(store, EngineOptions::from_config(&config)).await?;
+    let engine = Engine::open(&config).await.context("opening storage")?;
     let config = Arc::new(config);
     let state = AppState::new(engine.clone(), config.clone());
     let ready = Arc::new(AtomicBool::new(false));
@@ -156,10 +142,10 @@ impl RunningServer {
         self.engine.shutdown().await?;
         // Return only once the database is closed, so that its directory lock is
         // free for whoever opens it next (a restart in the same process included).
-        let released = self.engine.store().release_watch();
+        let released = self.engine.storage_release();
         drop(self);
-        if !released.wait(RELEASE_LIMIT).await {
-            tracing::warn!(limit = ?RELEASE_LIMIT, "the database is still held by unfinished tasks");
+        if !released.await {
+            tracing::warn!("the database is still held by unfinished tasks");
         }
         tracing::info!("tachigo-auth stopped cleanly");
         Ok(())

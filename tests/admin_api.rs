@@ -250,7 +250,7 @@ async fn operators_list_and_revoke_sessions() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["revoked"], 0);
-    let audit = server.engine().recent_audit_events(10).unwrap();
+    let audit = server.engine().recent_audit_events(10).await.unwrap();
     assert!(audit
         .iter()
         .any(|e| e.kind == "admin_revoked_sessions" && e.user_id.as_deref() == Some(&bob)));

@@ -7,7 +7,6 @@ mod support;
 use std::path::Path;
 
 use support::process::{run_cli, ServerChild};
-use tachigo_engine::storage::{Store, StoreOptions};
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
@@ -17,14 +16,21 @@ fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
 
-/// How many users the data directory holds (the database must not be in use).
-fn user_count(data: &Path) -> usize {
-    let store = Store::open(&StoreOptions {
-        path: data.join("db"),
-        durable: true,
-    })
-    .unwrap();
-    store.user_count()
+/// How many users the data directory holds (the database must not be in use):
+/// an engine opened on it, stopped again and its directory lock let go before
+/// this returns, so the next command can open it.
+async fn user_count(data: &Path) -> usize {
+    let mut config = tachigo_engine::config::Config::default();
+    config.server.data_dir = data.to_path_buf();
+    let engine = tachigo_engine::Engine::open(&config)
+        .await
+        .expect("an engine opens on the data directory");
+    let count = engine.user_count().await.unwrap();
+    engine.shutdown().await.unwrap();
+    let released = engine.storage_release();
+    drop(engine);
+    assert!(released.await, "the data directory is let go");
+    count as usize
 }
 
 fn refuses(output: &std::process::Output, needle: &str) {
@@ -40,8 +46,8 @@ fn refuses(output: &std::process::Output, needle: &str) {
     );
 }
 
-#[test]
-fn user_and_session_commands_work_on_the_data_directory() {
+#[tokio::test]
+async fn user_and_session_commands_work_on_the_data_directory() {
     let dir = tempfile::TempDir::new().unwrap();
     let data = dir.path();
     let out = run_cli(
@@ -109,11 +115,11 @@ fn user_and_session_commands_work_on_the_data_directory() {
 
     let out = run_cli(data, &["keys", "rotate"], "", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(user_count(data), 1);
+    assert_eq!(user_count(data).await, 1);
 }
 
-#[test]
-fn bad_input_to_every_command_is_refused_and_changes_nothing() {
+#[tokio::test]
+async fn bad_input_to_every_command_is_refused_and_changes_nothing() {
     let dir = tempfile::TempDir::new().unwrap();
     let data = dir.path();
     let ok = run_cli(
@@ -252,11 +258,15 @@ fn bad_input_to_every_command_is_refused_and_changes_nothing() {
         let out = run_cli(data, &args, stdin, &[]);
         refuses(&out, needle);
     }
-    assert_eq!(user_count(data), 1, "no refused command created a user");
+    assert_eq!(
+        user_count(data).await,
+        1,
+        "no refused command created a user"
+    );
 }
 
-#[test]
-fn bad_configuration_is_refused_naming_the_key() {
+#[tokio::test]
+async fn bad_configuration_is_refused_naming_the_key() {
     let dir = tempfile::TempDir::new().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("bad.toml");
@@ -325,7 +335,7 @@ fn bad_configuration_is_refused_naming_the_key() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     assert!(
-        !data.join("db").exists() || user_count(&data) == 0,
+        !data.join("db").exists() || user_count(&data).await == 0,
         "nothing was written"
     );
 }
@@ -356,5 +366,5 @@ async fn commands_refuse_clearly_while_a_server_holds_the_data_directory() {
     );
     refuses(&out, "in use by another process");
     assert_eq!(server.terminate().code(), Some(0));
-    assert_eq!(user_count(&data), 0);
+    assert_eq!(user_count(&data).await, 0);
 }

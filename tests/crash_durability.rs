@@ -1,7 +1,8 @@
 //! Every acknowledged change survives the process being killed: a real server
 //! process takes registrations, logins, refresh rotations and logouts, is sent
 //! SIGKILL with no chance to flush, and a new process on the same data
-//! directory finds every acknowledged change.
+//! directory (and, under `TACHIGO_TEST_STORE=postgres`, the same database)
+//! finds every acknowledged change.
 
 mod support;
 
@@ -107,7 +108,14 @@ async fn acknowledged_changes(base: String, i: usize) -> (String, String, String
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::TempDir::new().unwrap();
     let data = dir.path().join("data");
-    let server = ServerChild::spawn(&data, SERVER_ENV).await;
+    // Both processes run on the suite's store: the same database on PostgreSQL.
+    let store_env = support::test_store_env().await;
+    let env: Vec<(&str, &str)> = SERVER_ENV
+        .iter()
+        .copied()
+        .chain(store_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect();
+    let server = ServerChild::spawn(&data, &env).await;
 
     let tasks: Vec<_> = (0..24)
         .map(|i| tokio::spawn(acknowledged_changes(server.base.clone(), i)))
@@ -119,7 +127,7 @@ async fn acknowledged_writes_survive_sigkill() {
     }
 
     server.kill_hard();
-    let server = ServerChild::spawn(&data, SERVER_ENV).await;
+    let server = ServerChild::spawn(&data, &env).await;
 
     for (email, (i, password, token, logged_out)) in &acknowledged {
         let client = client_for(*i);

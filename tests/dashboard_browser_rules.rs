@@ -94,7 +94,11 @@ async fn cookie_refresh_and_logout_need_a_trusted_origin_or_referer() {
     let r = dashboard_login(&server, &plain_client(), "csrf@example.com").await;
     let token = refresh_cookie_value(&r);
     let session_id = token.split('.').next().unwrap().to_string();
-    let family = server.engine().store().family(&session_id).unwrap();
+    let family = server
+        .engine()
+        .stored_refresh_family(&session_id)
+        .await
+        .unwrap();
     let cookie = format!("tachigo_refresh={token}");
 
     let attempts = [
@@ -128,12 +132,21 @@ async fn cookie_refresh_and_logout_need_a_trusted_origin_or_referer() {
         assert_eq!(error_code(r).await, "untrusted_origin");
     }
     assert_eq!(
-        server.engine().store().family(&session_id).unwrap(),
+        server
+            .engine()
+            .stored_refresh_family(&session_id)
+            .await
+            .unwrap(),
         family,
         "nothing rotated or revoked"
     );
     assert_eq!(
-        server.engine().store().sessions_of(&user_id).unwrap().len(),
+        server
+            .engine()
+            .stored_sessions(&user_id)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 
@@ -286,8 +299,8 @@ async fn login_attempts_are_limited_per_client_ip() {
     assert_limited(login_as(&server, "victim@example.com", DASHBOARD_PASSWORD, None).await).await;
     assert!(server
         .engine()
-        .store()
-        .sessions_of(&user_id)
+        .stored_sessions(&user_id)
+        .await
         .unwrap()
         .is_empty());
     server.stop().await;

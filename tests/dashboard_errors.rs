@@ -8,24 +8,24 @@ mod support;
 use serde_json::{json, Value};
 use support::*;
 use tachigo_engine::access_token::AccessClaims;
-use tachigo_engine::storage::{FamilyRecord, SessionRecord};
+use tachigo_engine::{RefreshFamily, Session};
 
 /// What storage holds for one user and one session.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
-    users: usize,
-    sessions: Vec<SessionRecord>,
-    family: Option<FamilyRecord>,
+    users: u64,
+    sessions: Vec<Session>,
+    family: Option<RefreshFamily>,
     audit_events: usize,
 }
 
-fn snapshot(server: &TestServer, user_id: &str, session_id: &str) -> Snapshot {
-    let store = server.engine().store();
+async fn snapshot(server: &TestServer, user_id: &str, session_id: &str) -> Snapshot {
+    let engine = server.engine();
     Snapshot {
-        users: store.user_count(),
-        sessions: store.sessions_of(user_id).unwrap(),
-        family: store.family(session_id).unwrap(),
-        audit_events: store.recent_audit_events(10_000).unwrap().len(),
+        users: engine.user_count().await.unwrap(),
+        sessions: engine.stored_sessions(user_id).await.unwrap(),
+        family: engine.stored_refresh_family(session_id).await.unwrap(),
+        audit_events: engine.recent_audit_events(10_000).await.unwrap().len(),
     }
 }
 
@@ -241,8 +241,8 @@ async fn every_error_in_the_contract_table_answers_with_its_code() {
     .await;
     assert!(server
         .engine()
-        .store()
-        .sessions_of(&user_id)
+        .stored_sessions(&user_id)
+        .await
         .unwrap()
         .is_empty());
     drop(c);
@@ -253,7 +253,7 @@ async fn every_error_in_the_contract_table_answers_with_its_code() {
 async fn malformed_oversized_and_mistyped_bodies_change_nothing() {
     let mut server = TestServer::start_with(|c| c.dashboard.allow_signup = true).await;
     let (user_id, session_id, refresh, _) = logged_in(&server, "bodies@example.com").await;
-    let before = snapshot(&server, &user_id, &session_id);
+    let before = snapshot(&server, &user_id, &session_id).await;
     let c = plain_client();
     let cookie = format!("tachigo_refresh={refresh}");
     let huge = json!({"email": "big@example.com", "password": "p".repeat(20 * 1024)}).to_string();
@@ -338,7 +338,7 @@ async fn malformed_oversized_and_mistyped_bodies_change_nothing() {
         "{body}"
     );
 
-    assert_eq!(snapshot(&server, &user_id, &session_id), before);
+    assert_eq!(snapshot(&server, &user_id, &session_id).await, before);
     // The untouched cookie still rotates.
     assert_eq!(
         dashboard_refresh_with(&server, &refresh).await.status(),
@@ -356,7 +356,7 @@ async fn forged_expired_and_truncated_tokens_change_nothing() {
     // A second session the bearer routes could revoke if they were fooled.
     let r = dashboard_login(&server, &plain_client(), "tokens@example.com").await;
     assert_eq!(r.status(), 200);
-    let before = snapshot(&server, &user_id, &session_id);
+    let before = snapshot(&server, &user_id, &session_id).await;
 
     // Refresh tokens: wrong secret for a real session, truncated, unknown session, oversized.
     let random_secret =
@@ -427,9 +427,14 @@ async fn forged_expired_and_truncated_tokens_change_nothing() {
         }
     }
 
-    assert_eq!(snapshot(&server, &user_id, &session_id), before);
+    assert_eq!(snapshot(&server, &user_id, &session_id).await, before);
     assert_eq!(
-        server.engine().store().sessions_of(&user_id).unwrap().len(),
+        server
+            .engine()
+            .stored_sessions(&user_id)
+            .await
+            .unwrap()
+            .len(),
         2
     );
     // The genuine tokens still work.

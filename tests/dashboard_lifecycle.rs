@@ -74,7 +74,7 @@ async fn login_me_refresh_reload_logout_then_refresh_fails() {
         body["session"]["expires_at"].as_str().unwrap()
             > body["session"]["created_at"].as_str().unwrap()
     );
-    let sessions = server.engine().store().sessions_of(&user_id).unwrap();
+    let sessions = server.engine().stored_sessions(&user_id).await.unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].id, session_id);
     assert_eq!(
@@ -100,8 +100,8 @@ async fn login_me_refresh_reload_logout_then_refresh_fails() {
     assert_eq!(
         server
             .engine()
-            .store()
-            .family(&session_id)
+            .stored_refresh_family(&session_id)
+            .await
             .unwrap()
             .unwrap()
             .generation,
@@ -131,7 +131,7 @@ async fn login_me_refresh_reload_logout_then_refresh_fails() {
         cleared,
         ["tachigo_refresh=; HttpOnly; SameSite=Lax; Path=/api/v1/auth; Max-Age=0"]
     );
-    assert_logged_out_in_storage(&server, &user_id, &session_id);
+    assert_logged_out_in_storage(&server, &user_id, &session_id).await;
 
     // The jar dropped the cookie: nothing to refresh with.
     let r = dashboard_refresh(&server, &reloaded).await;
@@ -190,13 +190,13 @@ async fn a_refresh_cookie_issued_before_a_restart_still_rotates_after_it() {
             .status(),
         200
     );
-    let sessions = server.engine().store().sessions_of(&user_id).unwrap();
+    let sessions = server.engine().stored_sessions(&user_id).await.unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(
         server
             .engine()
-            .store()
-            .family(&sessions[0].id)
+            .stored_refresh_family(&sessions[0].id)
+            .await
             .unwrap()
             .unwrap()
             .generation,
@@ -238,6 +238,7 @@ async fn registration_when_signup_is_allowed_then_login() {
         server
             .engine()
             .user_id_by_email("new@example.com")
+            .await
             .unwrap()
             .as_deref(),
         Some(id)
@@ -267,7 +268,7 @@ async fn registration_when_signup_is_allowed_then_login() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_body");
     assert!(body["error"]["message"].as_str().unwrap().contains("email"));
-    assert_eq!(server.engine().store().user_count(), 1);
+    assert_eq!(server.engine().user_count().await.unwrap(), 1);
 
     let r = client
         .post(server.url("/api/v1/auth/login"))

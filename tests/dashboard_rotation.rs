@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::metrics::metrics_text;
 use support::*;
-use tachigo_engine::storage::FamilyRevocation;
+use tachigo_engine::Revocation;
 
 /// Logs `email` in with a client that has no jar; returns (user id, session id, refresh token).
 async fn logged_in(server: &TestServer, email: &str) -> (String, String, String) {
@@ -76,8 +76,8 @@ async fn concurrent_refreshes_with_one_cookie_all_get_the_same_working_successor
     assert_ne!(successors[0], token);
     let family = server
         .engine()
-        .store()
-        .family(&session_id)
+        .stored_refresh_family(&session_id)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -112,13 +112,18 @@ async fn replaying_a_token_after_the_grace_window_revokes_the_family() {
     assert_eq!(refresh_cookie_value(&r), "");
     assert_eq!(error_code(r).await, "refresh_token_reused");
     assert_eq!(me_status(&server, &access).await, 401);
-    let store = server.engine().store();
-    assert!(store.sessions_of(&user_id).unwrap().is_empty());
+    let engine = server.engine();
+    assert!(engine.stored_sessions(&user_id).await.unwrap().is_empty());
     assert_eq!(
-        store.family(&session_id).unwrap().unwrap().revoked,
-        Some(FamilyRevocation::Reuse)
+        engine
+            .stored_refresh_family(&session_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked,
+        Some(Revocation::Reuse)
     );
-    let events = store.recent_audit_events(20).unwrap();
+    let events = engine.recent_audit_events(20).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "refresh_reuse_detected"
         && e.session_id.as_deref() == Some(session_id.as_str())));
     server.stop().await;
@@ -193,7 +198,7 @@ async fn the_body_fallback_rotates_counts_and_returns_the_token_only_to_body_cal
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(refresh_cookie_value(&r), "");
-    assert_logged_out_in_storage(&server, &user_id, &session_id);
+    assert_logged_out_in_storage(&server, &user_id, &session_id).await;
     server.stop().await;
 }
 
@@ -201,7 +206,11 @@ async fn the_body_fallback_rotates_counts_and_returns_the_token_only_to_body_cal
 async fn with_the_body_fallback_off_a_body_token_gets_refresh_cookie_required() {
     let mut server = TestServer::start_with(|c| c.dashboard.refresh_body_fallback = false).await;
     let (user_id, session_id, token) = logged_in(&server, "moved@example.com").await;
-    let family_before = server.engine().store().family(&session_id).unwrap();
+    let family_before = server
+        .engine()
+        .stored_refresh_family(&session_id)
+        .await
+        .unwrap();
 
     let r = body_refresh(&server, &token).await;
     assert_eq!(r.status(), 400);
@@ -216,11 +225,20 @@ async fn with_the_body_fallback_off_a_body_token_gets_refresh_cookie_required() 
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "refresh_cookie_required");
     assert_eq!(
-        server.engine().store().family(&session_id).unwrap(),
+        server
+            .engine()
+            .stored_refresh_family(&session_id)
+            .await
+            .unwrap(),
         family_before
     );
     assert_eq!(
-        server.engine().store().sessions_of(&user_id).unwrap().len(),
+        server
+            .engine()
+            .stored_sessions(&user_id)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 

@@ -132,8 +132,8 @@ async fn deleting_a_session_ends_it_and_its_tokens_at_once() {
     assert_eq!(error_code(r).await, "invalid_refresh_token");
     let ids: Vec<String> = server
         .engine()
-        .store()
-        .sessions_of(&user_id)
+        .stored_sessions(&user_id)
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.id)
@@ -165,8 +165,8 @@ async fn deleting_a_session_ends_it_and_its_tokens_at_once() {
     assert_eq!(error_code(r).await, "session_revoked");
     assert!(server
         .engine()
-        .store()
-        .sessions_of(&user_id)
+        .stored_sessions(&user_id)
+        .await
         .unwrap()
         .is_empty());
     server.stop().await;
@@ -203,7 +203,12 @@ async fn revoke_others_keeps_only_the_current_session() {
         );
     }
     assert_eq!(
-        server.engine().store().sessions_of(&user_id).unwrap().len(),
+        server
+            .engine()
+            .stored_sessions(&user_id)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(

@@ -58,8 +58,7 @@ use support::{
 };
 use tachigo_engine::access_token::{AUDIENCE_DASHBOARD, AUDIENCE_EXTENSION};
 use tachigo_engine::config::ExtensionSecret;
-use tachigo_engine::storage::{AuditEvent, FamilyRecord, SessionRecord, UserRecord};
-use tachigo_engine::{NewSession, NewUser, Surface};
+use tachigo_engine::{AuditEntry, NewSession, NewUser, RefreshFamily, Session, Surface, User};
 use tachigo_frontends::common::route_table::method_label;
 
 // ----- bounds of the run -----
@@ -1392,19 +1391,19 @@ impl Resolver {
 /// What the test can read of the server's storage, cheaply.
 #[derive(Debug, PartialEq)]
 struct Digest {
-    users: usize,
+    users: u64,
     oauth_states: usize,
     /// The newest audit events (an appended event changes these).
-    audit_head: Vec<AuditEvent>,
+    audit_head: Vec<AuditEntry>,
     per_user: Vec<UserDigest>,
 }
 
 #[derive(Debug, PartialEq)]
 struct UserDigest {
     id: String,
-    user: Option<UserRecord>,
-    sessions: Vec<SessionRecord>,
-    families: Vec<Option<FamilyRecord>>,
+    user: Option<User>,
+    sessions: Vec<Session>,
+    families: Vec<Option<RefreshFamily>>,
 }
 
 /// What changed between two digests, in words.
@@ -1442,7 +1441,7 @@ fn digest_diff(before: &Digest, after: &Digest) -> String {
             ));
         }
         if b.sessions != a.sessions {
-            let ids = |s: &[SessionRecord]| s.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+            let ids = |s: &[Session]| s.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
             changes.push(format!(
                 "user {} sessions {:?} -> {:?} (or a session record changed)",
                 b.id,
@@ -1468,6 +1467,9 @@ struct Fixtures {
     member_sid: String,
     member_at: String,
     refresh: String,
+    /// The generation of `member_sid`'s refresh family when `refresh` was its
+    /// current token: a rotation by anyone else moves the family past it.
+    refresh_generation: u32,
     web_sid: String,
     web: String,
     ext_uid: String,
@@ -1518,29 +1520,27 @@ impl Harness {
         self.server.engine()
     }
 
-    fn digest(&self) -> Digest {
-        let store = self.engine().store();
+    async fn digest(&self) -> Digest {
+        let engine = self.engine();
+        let mut per_user = Vec::with_capacity(self.known_users.len());
+        for id in &self.known_users {
+            let sessions = engine.stored_sessions(id).await.unwrap_or_default();
+            let mut families = Vec::with_capacity(sessions.len());
+            for s in &sessions {
+                families.push(engine.stored_refresh_family(&s.id).await.ok().flatten());
+            }
+            per_user.push(UserDigest {
+                id: id.clone(),
+                user: engine.stored_user(id).await.ok().flatten(),
+                sessions,
+                families,
+            });
+        }
         Digest {
-            users: store.user_count(),
-            oauth_states: store.oauth_state_count(),
-            audit_head: store.recent_audit_events(3).unwrap_or_default(),
-            per_user: self
-                .known_users
-                .iter()
-                .map(|id| {
-                    let sessions = store.sessions_of(id).unwrap_or_default();
-                    let families = sessions
-                        .iter()
-                        .map(|s| store.family(&s.id).ok().flatten())
-                        .collect();
-                    UserDigest {
-                        id: id.clone(),
-                        user: store.user(id).ok().flatten(),
-                        sessions,
-                        families,
-                    }
-                })
-                .collect(),
+            users: engine.user_count().await.unwrap_or_default(),
+            oauth_states: engine.pending_authorization_count(),
+            audit_head: engine.recent_audit_events(3).await.unwrap_or_default(),
+            per_user,
         }
     }
 
@@ -1565,10 +1565,10 @@ impl Harness {
         }
     }
 
-    fn session_alive(&self, user_id: &str, session_id: &str) -> bool {
+    async fn session_alive(&self, user_id: &str, session_id: &str) -> bool {
         self.engine()
-            .store()
-            .sessions_of(user_id)
+            .stored_sessions(user_id)
+            .await
             .map(|s| s.iter().any(|r| r.id == session_id))
             .unwrap_or(false)
     }
@@ -1579,11 +1579,11 @@ impl Harness {
     /// before/after window.
     async fn repair(&mut self) {
         let engine = self.engine().clone();
-        let store = engine.store().clone();
         let mut repaired = false;
 
-        let admin_roles_ok = store
-            .user(&self.fixtures.admin_uid)
+        let admin_roles_ok = engine
+            .stored_user(&self.fixtures.admin_uid)
+            .await
             .ok()
             .flatten()
             .is_some_and(|u| u.roles.iter().any(|r| r == "admin"));
@@ -1594,7 +1594,9 @@ impl Harness {
                 .expect("the admin's roles are restored");
         }
         if !admin_roles_ok
-            || !self.session_alive(&self.fixtures.admin_uid, &self.fixtures.admin_sid)
+            || !self
+                .session_alive(&self.fixtures.admin_uid, &self.fixtures.admin_sid)
+                .await
         {
             let created = engine
                 .create_session(&self.fixtures.admin_uid, new_session(Surface::Dashboard))
@@ -1614,20 +1616,32 @@ impl Harness {
         }
 
         let member = &self.fixtures.member_uid;
-        let family_current = store
-            .family(&self.fixtures.member_sid)
+        // The fixture's token is still the family's current one: the family is
+        // live, the token is the family's, and nobody rotated it since.
+        let family_current = engine
+            .stored_refresh_family(&self.fixtures.member_sid)
+            .await
             .ok()
             .flatten()
             .filter(|f| f.revoked.is_none())
             .zip(tachigo_engine::opaque_token::parse(&self.fixtures.refresh))
-            .is_some_and(|(family, parsed)| family.current == parsed.hash);
-        if !family_current || !self.session_alive(member, &self.fixtures.member_sid) {
+            .is_some_and(|(family, parsed)| {
+                parsed.session_id == family.session_id
+                    && family.generation == self.fixtures.refresh_generation
+            });
+        if !family_current || !self.session_alive(member, &self.fixtures.member_sid).await {
             let created = engine
                 .create_session(member, new_session(Surface::Dashboard))
                 .await
                 .expect("a member dashboard session");
             self.fixtures.member_sid = created.session.id.clone();
             self.fixtures.refresh = created.token.clone().expect("a refresh token");
+            self.fixtures.refresh_generation = engine
+                .stored_refresh_family(&created.session.id)
+                .await
+                .expect("the new family is readable")
+                .expect("a dashboard session has a refresh family")
+                .generation;
             self.fixtures.member_at = engine
                 .mint_session_access_token(
                     &created.user.id,
@@ -1639,7 +1653,7 @@ impl Harness {
                 .0;
             repaired = true;
         }
-        if !self.session_alive(member, &self.fixtures.web_sid) {
+        if !self.session_alive(member, &self.fixtures.web_sid).await {
             let created = engine
                 .create_session(member, new_session(Surface::Web))
                 .await
@@ -1648,7 +1662,10 @@ impl Harness {
             self.fixtures.web = created.token.clone().expect("a session cookie token");
             repaired = true;
         }
-        if !self.session_alive(&self.fixtures.ext_uid, &self.fixtures.ext_sid) {
+        if !self
+            .session_alive(&self.fixtures.ext_uid, &self.fixtures.ext_sid)
+            .await
+        {
             let (uid, sid, at) = extension_login(&self.client, &self.server, &self.resolver).await;
             self.fixtures.ext_uid = uid;
             self.fixtures.ext_sid = sid;
@@ -1662,7 +1679,7 @@ impl Harness {
     }
 
     /// Notes the users a successful request created, so the digest covers them.
-    fn learn_users(&mut self, answer: &Answer) {
+    async fn learn_users(&mut self, answer: &Answer) {
         if let Ok(body) = serde_json::from_slice::<Value>(&answer.body) {
             for id in [
                 &body["user"]["id"],
@@ -1674,9 +1691,13 @@ impl Harness {
                 }
             }
         }
-        let store = self.engine().store();
-        if store.user_count() > self.known_users.len() {
-            for user in store.find_users_by_email("", 100_000).unwrap_or_default() {
+        let engine = self.engine().clone();
+        if engine.user_count().await.unwrap_or_default() > self.known_users.len() as u64 {
+            for user in engine
+                .find_users_by_email("", 100_000)
+                .await
+                .unwrap_or_default()
+            {
                 self.known_users.insert(user.id);
             }
         }
@@ -1730,7 +1751,7 @@ impl Harness {
     async fn run_case(&mut self, case: &Case) -> Outcome {
         let sent = self.resolver.resolve_case(case);
         let panics_before = PANICS.load(Ordering::SeqCst);
-        let before = self.digest();
+        let before = self.digest().await;
         let mut failures: Vec<(&'static str, String)> = Vec::new();
         let mut overload = false;
         let answer = self.send(&sent).await;
@@ -1756,12 +1777,12 @@ impl Harness {
                     }
                 }
                 if a.status >= 400 {
-                    let after = self.digest();
+                    let after = self.digest().await;
                     if after != before {
                         failures.push(("storage_changed", digest_diff(&before, &after)));
                     }
                 } else {
-                    self.learn_users(a);
+                    self.learn_users(a).await;
                 }
                 let path = sent.path.split('?').next().unwrap_or_default();
                 if template_matches("/api/auth/callback/{provider}", path)
@@ -2346,6 +2367,7 @@ async fn fuzz(test_started: Instant) -> Vec<String> {
             member_sid: String::new(),
             member_at: String::new(),
             refresh: String::new(),
+            refresh_generation: 0,
             web_sid: String::new(),
             web: String::new(),
             ext_uid: ext_uid.clone(),
@@ -2358,13 +2380,13 @@ async fn fuzz(test_started: Instant) -> Vec<String> {
     h.repair().await;
     h.repairs = 0;
     // The digest must notice a write: one outside any case, before and after.
-    let unchanged = h.digest();
+    let unchanged = h.digest().await;
     engine
         .create_session(&h.fixtures.member_uid, new_session(Surface::Web))
         .await
         .expect("a spare web session");
     assert_ne!(
-        h.digest(),
+        h.digest().await,
         unchanged,
         "the storage digest sees a new session"
     );
@@ -2407,8 +2429,8 @@ async fn fuzz(test_started: Instant) -> Vec<String> {
     }
     for user in h
         .engine()
-        .store()
         .find_users_by_email("", 100_000)
+        .await
         .unwrap_or_default()
     {
         h.known_users.insert(user.id);
@@ -2567,8 +2589,8 @@ async fn fuzz(test_started: Instant) -> Vec<String> {
     println!(
         "edge_fuzz: {} known users, {} users in storage, {} pending OAuth states",
         h.known_users.len(),
-        h.engine().store().user_count(),
-        h.engine().store().oauth_state_count()
+        h.engine().user_count().await.unwrap(),
+        h.engine().pending_authorization_count()
     );
     println!(
         "edge_fuzz: tachigo_http_requests_total series: {series_after_warm_up} after the warm-up, {} at the end (bound {SERIES_BOUND})",

@@ -17,11 +17,13 @@ async fn a_flood_of_client_errors_writes_a_bounded_log() {
     let data = dir.path().join("data");
     let log_path = dir.path().join("server.log");
     let addr_file = dir.path().join("addr");
+    let store_env = support::test_store_env().await;
     let mut child = Command::new(binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(&data)
         .arg("--addr-file")
         .arg(&addr_file)
+        .envs(store_env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())

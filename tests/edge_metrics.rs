@@ -113,7 +113,7 @@ async fn json_with_invalid_utf8_or_absurd_nesting_is_refused_and_changes_nothing
             .unwrap();
         assert_eq!(r.status(), 400);
     }
-    assert_eq!(server.engine().store().user_count(), 0);
-    assert_eq!(server.engine().store().oauth_state_count(), 0);
+    assert_eq!(server.engine().user_count().await.unwrap(), 0);
+    assert_eq!(server.engine().pending_authorization_count(), 0);
     server.stop().await;
 }

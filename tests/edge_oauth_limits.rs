@@ -46,12 +46,12 @@ async fn starting_flows_is_rate_limited_per_client_ip() {
         c.limits.oauth_starts_burst = 3;
     })
     .await;
-    let store = server.engine().store().clone();
+    let engine = server.engine().clone();
     for _ in 0..3 {
         let r = start_sign_in(&server, "198.51.100.7", json!({"provider": "local"})).await;
         assert_eq!(r.status(), 200);
     }
-    assert_eq!(store.oauth_state_count(), 3);
+    assert_eq!(engine.pending_authorization_count(), 3);
 
     let refused = start_sign_in(&server, "198.51.100.7", json!({"provider": "local"})).await;
     assert_eq!(refused.status(), 429);
@@ -72,12 +72,16 @@ async fn starting_flows_is_rate_limited_per_client_ip() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 429);
-    assert_eq!(store.oauth_state_count(), 3, "nothing stored when refused");
+    assert_eq!(
+        engine.pending_authorization_count(),
+        3,
+        "nothing stored when refused"
+    );
 
     // Another client is not held back by the first.
     let other = start_sign_in(&server, "203.0.113.9", json!({"provider": "local"})).await;
     assert_eq!(other.status(), 200);
-    assert_eq!(store.oauth_state_count(), 4);
+    assert_eq!(engine.pending_authorization_count(), 4);
     server.stop().await;
 }
 
@@ -102,7 +106,7 @@ async fn pending_flows_are_capped_in_total_and_the_cap_frees_as_flows_end() {
         assert_eq!(better_auth_code(refused).await, "TOO_MANY_REQUESTS");
     }
     assert_eq!(
-        server.engine().store().oauth_state_count(),
+        server.engine().pending_authorization_count(),
         3,
         "nothing stored past the cap"
     );
@@ -111,7 +115,7 @@ async fn pending_flows_are_capped_in_total_and_the_cap_frees_as_flows_end() {
     server.restart().await;
     let refused = start_sign_in(&server, "192.0.2.77", json!({"provider": "local"})).await;
     assert_eq!(refused.status(), 429);
-    assert_eq!(server.engine().store().oauth_state_count(), 3);
+    assert_eq!(server.engine().pending_authorization_count(), 3);
     server.stop().await;
 }
 
@@ -129,7 +133,7 @@ async fn a_completed_flow_frees_its_pending_slot() {
         assert_eq!(landed.status(), 302);
         assert!(!get_session(&server, &b).await.is_null());
     }
-    assert_eq!(server.engine().store().oauth_state_count(), 0);
+    assert_eq!(server.engine().pending_authorization_count(), 0);
     server.stop().await;
 }
 
@@ -152,7 +156,7 @@ async fn overlong_callback_urls_are_refused_and_store_nothing() {
         assert_eq!(r.status(), 403, "{field}");
         assert_eq!(better_auth_code(r).await, "INVALID_CALLBACK_URL");
     }
-    assert_eq!(server.engine().store().oauth_state_count(), 0);
+    assert_eq!(server.engine().pending_authorization_count(), 0);
     let fits = format!("/{}", "a".repeat(200));
     let r = start_sign_in(
         &server,

@@ -61,12 +61,11 @@ fn twitch_identity(user_id: &str) -> ProviderIdentity {
 }
 
 /// What a refused request must not change: users, audit trail, a user's sessions.
-fn storage_state(engine: &Engine, user_id: &str) -> (usize, usize, usize) {
-    let store = engine.store();
+async fn storage_state(engine: &Engine, user_id: &str) -> (u64, usize, usize) {
     (
-        store.user_count(),
-        store.recent_audit_events(10_000).unwrap().len(),
-        store.sessions_of(user_id).unwrap().len(),
+        engine.user_count().await.unwrap(),
+        engine.recent_audit_events(10_000).await.unwrap().len(),
+        engine.stored_sessions(user_id).await.unwrap().len(),
     )
 }
 
@@ -108,7 +107,7 @@ fn decoded(secret: &str) -> Vec<u8> {
 async fn shared_identity_login_returns_a_tachigo_token_and_creates_the_user_once() {
     let key = twitch_extension_secret();
     let mut server = start(vec![secret(&key)], false).await;
-    let users_before = server.engine().store().user_count();
+    let users_before = server.engine().user_count().await.unwrap();
 
     let r = login(
         &server,
@@ -128,8 +127,16 @@ async fn shared_identity_login_returns_a_tachigo_token_and_creates_the_user_once
         json!({"channel_id": "777", "role": "viewer", "opaque_user_id": "U5551001"})
     );
     let user_id = body["user"]["id"].as_str().unwrap().to_string();
-    assert_eq!(server.engine().store().user_count(), users_before + 1);
-    let stored = server.engine().store().user(&user_id).unwrap().unwrap();
+    assert_eq!(
+        server.engine().user_count().await.unwrap(),
+        users_before + 1
+    );
+    let stored = server
+        .engine()
+        .stored_user(&user_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.accounts.len(), 1);
     assert_eq!(
         (
@@ -149,7 +156,10 @@ async fn shared_identity_login_returns_a_tachigo_token_and_creates_the_user_once
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["user"]["id"], user_id.as_str());
     assert_eq!(body["twitch"]["role"], "broadcaster");
-    assert_eq!(server.engine().store().user_count(), users_before + 1);
+    assert_eq!(
+        server.engine().user_count().await.unwrap(),
+        users_before + 1
+    );
     server.stop().await;
 }
 
@@ -169,7 +179,7 @@ async fn a_prelinked_twitch_account_is_the_user_the_extension_lands_on() {
         .set_roles(&existing.id, vec!["streamer".into()])
         .await
         .unwrap();
-    let users = server.engine().store().user_count();
+    let users = server.engine().user_count().await.unwrap();
 
     let r = login(
         &server,
@@ -180,7 +190,7 @@ async fn a_prelinked_twitch_account_is_the_user_the_extension_lands_on() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["user"]["id"], existing.id.as_str());
     assert_eq!(body["user"]["roles"], json!(["streamer"]));
-    assert_eq!(server.engine().store().user_count(), users);
+    assert_eq!(server.engine().user_count().await.unwrap(), users);
     server.stop().await;
 }
 
@@ -224,7 +234,7 @@ async fn forged_malformed_and_foreign_tokens_are_invalid_and_change_nothing() {
         .find_or_create_by_account(&twitch_identity("1001"), false)
         .await
         .unwrap();
-    let before = storage_state(server.engine(), &victim.id);
+    let before = storage_state(server.engine(), &victim.id).await;
 
     let good_claims = twitch_claims(Some("1001"), "55", "viewer");
     let good = twitch_jwt(&key, &good_claims);
@@ -361,7 +371,7 @@ async fn forged_malformed_and_foreign_tokens_are_invalid_and_change_nothing() {
         .unwrap();
     assert_eq!(error_code(r).await, (401, "invalid_extension_token".into()));
 
-    assert_eq!(storage_state(server.engine(), &victim.id), before);
+    assert_eq!(storage_state(server.engine(), &victim.id).await, before);
     // The genuine token still works afterwards.
     assert_eq!(login(&server, &good).await.status(), 200);
     server.stop().await;
@@ -371,12 +381,12 @@ async fn forged_malformed_and_foreign_tokens_are_invalid_and_change_nothing() {
 async fn an_expired_twitch_token_is_refused_as_expired_after_the_leeway() {
     let key = twitch_extension_secret();
     let mut server = start(vec![secret(&key)], false).await;
-    let users = server.engine().store().user_count();
+    let users = server.engine().user_count().await.unwrap();
     let mut claims = twitch_claims(Some("600"), "60", "viewer");
     claims["exp"] = json!(unix_now() - 120);
     let r = login(&server, &twitch_jwt(&key, &claims)).await;
     assert_eq!(error_code(r).await, (401, "extension_token_expired".into()));
-    assert_eq!(server.engine().store().user_count(), users);
+    assert_eq!(server.engine().user_count().await.unwrap(), users);
 
     // Within the documented 30 s leeway for clock skew: still accepted.
     claims["exp"] = json!(unix_now() - 5);
@@ -391,7 +401,7 @@ async fn an_expired_twitch_token_is_refused_as_expired_after_the_leeway() {
 async fn without_a_shared_identity_the_login_is_refused_and_no_user_is_made() {
     let key = twitch_extension_secret();
     let mut server = start(vec![secret(&key)], false).await;
-    let users = server.engine().store().user_count();
+    let users = server.engine().user_count().await.unwrap();
     for claims in [
         twitch_claims(None, "70", "viewer"),
         // Logged in to Twitch (U…) but identity not shared: no user_id either.
@@ -400,7 +410,7 @@ async fn without_a_shared_identity_the_login_is_refused_and_no_user_is_made() {
         let r = login(&server, &twitch_jwt(&key, &claims)).await;
         assert_eq!(error_code(r).await, (403, "identity_share_required".into()));
     }
-    assert_eq!(server.engine().store().user_count(), users);
+    assert_eq!(server.engine().user_count().await.unwrap(), users);
     server.stop().await;
 }
 
@@ -408,11 +418,11 @@ async fn without_a_shared_identity_the_login_is_refused_and_no_user_is_made() {
 async fn anonymous_viewers_get_a_guest_token_without_a_user_record_when_allowed() {
     let key = twitch_extension_secret();
     let mut server = start(vec![secret(&key)], true).await;
-    let users = server.engine().store().user_count();
+    let users = server.engine().user_count().await.unwrap();
     let audit = server
         .engine()
-        .store()
         .recent_audit_events(10_000)
+        .await
         .unwrap()
         .len();
     let claims = twitch_claims(None, "80", "viewer");
@@ -448,12 +458,12 @@ async fn anonymous_viewers_get_a_guest_token_without_a_user_record_when_allowed(
     assert_eq!(me["session"], Value::Null);
     assert_eq!(me["twitch"]["channel_id"], "80");
 
-    assert_eq!(server.engine().store().user_count(), users);
+    assert_eq!(server.engine().user_count().await.unwrap(), users);
     assert_eq!(
         server
             .engine()
-            .store()
             .recent_audit_events(10_000)
+            .await
             .unwrap()
             .len(),
         audit
@@ -487,7 +497,7 @@ async fn rotated_secrets_both_verify_during_the_overlap_and_an_expired_one_stops
         ..ExtensionSecret::default()
     };
     let mut server = start(vec![an_hour_ago, secret(&new)], false).await;
-    let users = server.engine().store().user_count();
+    let users = server.engine().user_count().await.unwrap();
     let r = login(
         &server,
         &twitch_jwt(&old, &twitch_claims(Some("900"), "90", "viewer")),
@@ -499,7 +509,7 @@ async fn rotated_secrets_both_verify_during_the_overlap_and_an_expired_one_stops
     stale["exp"] = json!(unix_now() - 600);
     let r = login(&server, &twitch_jwt(&old, &stale)).await;
     assert_eq!(error_code(r).await, (401, "invalid_extension_token".into()));
-    assert_eq!(server.engine().store().user_count(), users);
+    assert_eq!(server.engine().user_count().await.unwrap(), users);
     let r = login(
         &server,
         &twitch_jwt(&new, &twitch_claims(Some("900"), "90", "viewer")),
@@ -560,7 +570,7 @@ async fn bad_request_bodies_and_methods_get_json_errors_and_change_nothing() {
     let key = twitch_extension_secret();
     let mut server = start(vec![secret(&key)], false).await;
     let url = server.url("/api/v1/extension/auth/login");
-    let users = server.engine().store().user_count();
+    let users = server.engine().user_count().await.unwrap();
     let client = plain_client();
 
     let r = client
@@ -604,6 +614,6 @@ async fn bad_request_bodies_and_methods_get_json_errors_and_change_nothing() {
         .unwrap();
     assert_eq!(error_code(r).await, (404, "not_found".into()));
 
-    assert_eq!(server.engine().store().user_count(), users);
+    assert_eq!(server.engine().user_count().await.unwrap(), users);
     server.stop().await;
 }

@@ -355,15 +355,16 @@ impl Panel {
 
     /// What a refused login must leave as it was: the user count, the audit trail,
     /// and which user (if any) each of `twitch_ids` is linked to.
-    fn storage_state(&self, twitch_ids: &[&str]) -> (usize, usize, Vec<Option<String>>) {
-        let store = self.server.engine().store();
+    async fn storage_state(&self, twitch_ids: &[&str]) -> (u64, usize, Vec<Option<String>>) {
+        let engine = self.server.engine();
+        let mut accounts = Vec::with_capacity(twitch_ids.len());
+        for id in twitch_ids {
+            accounts.push(engine.user_id_by_account("twitch", id).await.unwrap());
+        }
         (
-            store.user_count(),
-            store.recent_audit_events(10_000).unwrap().len(),
-            twitch_ids
-                .iter()
-                .map(|id| store.user_id_by_account("twitch", id).unwrap())
-                .collect(),
+            engine.user_count().await.unwrap(),
+            engine.recent_audit_events(10_000).await.unwrap().len(),
+            accounts,
         )
     }
 
@@ -374,7 +375,7 @@ impl Panel {
         twitch_ids: &[&str],
         cases: Vec<(String, String)>,
     ) {
-        let before = self.storage_state(twitch_ids);
+        let before = self.storage_state(twitch_ids).await;
         assert!(
             before.2.iter().all(Option::is_none),
             "no account exists yet"
@@ -386,7 +387,7 @@ impl Panel {
                 "{name}"
             );
         }
-        assert_eq!(self.storage_state(twitch_ids), before);
+        assert_eq!(self.storage_state(twitch_ids).await, before);
     }
 }
 
@@ -483,7 +484,7 @@ async fn a_token_not_yet_valid_by_nbf_is_refused_and_a_past_nbf_is_accepted() {
     assert_eq!(r.status(), 200);
     let user_id = r.json::<Value>().await.unwrap()["user"]["id"].clone();
     assert_eq!(
-        panel.storage_state(&["88002"]).2,
+        panel.storage_state(&["88002"]).await.2,
         vec![Some(user_id.as_str().unwrap().to_string())]
     );
     // Within the leeway: accepted.
@@ -547,19 +548,19 @@ async fn a_user_id_with_a_leading_zero_is_refused_and_never_becomes_a_second_acc
     panel.assert_refused_and_nothing_stored(&ids, cases).await;
 
     // The canonical spelling is the account.
-    let users = panel.server.engine().store().user_count();
+    let users = panel.server.engine().user_count().await.unwrap();
     let login = panel.login("4242", "314", "viewer").await;
     let user_id = login["user"]["id"].as_str().unwrap().to_string();
-    assert_eq!(panel.server.engine().store().user_count(), users + 1);
+    assert_eq!(panel.server.engine().user_count().await.unwrap(), users + 1);
 
     // Once it exists, "04242" still does not reach it, nor make another one.
-    let before = panel.storage_state(&ids);
+    let before = panel.storage_state(&ids).await;
     assert_eq!(before.2.last().unwrap().as_deref(), Some(user_id.as_str()));
     assert_eq!(
         error_code(panel.present(&token_for("04242")).await).await,
         (401, "invalid_extension_token".into())
     );
-    assert_eq!(panel.storage_state(&ids), before);
+    assert_eq!(panel.storage_state(&ids).await, before);
     panel.server.stop().await;
 }
 

@@ -168,7 +168,7 @@ async fn link_social_adds_the_account_to_the_signed_in_user() {
         .collect();
     providers.sort();
     assert_eq!(providers, ["local:main", "other:secondary"]);
-    assert_eq!(server.engine().store().user_count(), 1);
+    assert_eq!(server.engine().user_count().await.unwrap(), 1);
 
     // Signing in with the linked account now lands on the same user.
     provider.set_user(TestUser::verified("secondary"));
@@ -228,7 +228,7 @@ async fn link_social_needs_a_session_and_a_trusted_origin() {
         .await
         .unwrap();
     assert_eq!(no_origin.status(), 403);
-    assert_eq!(server.engine().store().oauth_state_count(), 0);
+    assert_eq!(server.engine().pending_authorization_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +312,7 @@ async fn a_verified_email_from_a_trusted_provider_joins_the_verified_user() {
         user_id.as_str()
     );
     assert_eq!(list_accounts(&server, &b).await.len(), 2);
-    assert_eq!(server.engine().store().user_count(), 1);
+    assert_eq!(server.engine().user_count().await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,7 +335,7 @@ async fn an_unverified_email_never_joins_anyone() {
         Value::Null,
         "an unverified email is not kept"
     );
-    assert_eq!(server.engine().store().user_count(), 2);
+    assert_eq!(server.engine().user_count().await.unwrap(), 2);
     let target = server.engine().user(&user_id).await.unwrap();
     assert_eq!(target.accounts.len(), 1, "nothing was linked to the target");
 }
@@ -355,7 +355,7 @@ async fn an_unverified_existing_email_is_never_joined_even_by_a_trusted_provider
         query_param(&location(&landed), "error").as_deref(),
         Some("account_not_linked")
     );
-    assert_eq!(server.engine().store().user_count(), 1);
+    assert_eq!(server.engine().user_count().await.unwrap(), 1);
 }
 
 /// `link-social` started, then the provider step completed after `end` ran:

@@ -16,7 +16,7 @@ use support::{
 };
 use tachigo_engine::oauth_providers::PendingAuthorizations;
 use tachigo_engine::opaque_token::hash_secret;
-use tachigo_engine::storage::OAuthStateRecord;
+use tachigo_engine::PendingAuthorization;
 
 /// Asserts a callback answer is a redirect to `error_page` with `?error=code`
 /// that clears the state cookie and sets no session cookie.
@@ -32,10 +32,14 @@ fn assert_failed(landed: &reqwest::Response, error_page: &str, code: &str) {
     );
 }
 
-fn assert_nothing_created(server: &TestServer) {
-    let store = server.engine().store();
-    assert_eq!(store.user_count(), 0, "no user was created");
-    assert_eq!(store.oauth_state_count(), 0, "the state is used up");
+async fn assert_nothing_created(server: &TestServer) {
+    let engine = server.engine();
+    assert_eq!(engine.user_count().await.unwrap(), 0, "no user was created");
+    assert_eq!(
+        engine.pending_authorization_count(),
+        0,
+        "the state is used up"
+    );
 }
 
 /// Starts a sign-in and returns the provider's authorization URL.
@@ -67,7 +71,7 @@ async fn a_refusal_at_the_provider_reaches_the_error_callback() {
     provider.deny_next();
     let landed = oauth_sign_in(&server, &browser(), "local", json!({})).await;
     assert_failed(&landed, &format!("{FRONTEND}/auth/error"), "access_denied");
-    assert_nothing_created(&server);
+    assert_nothing_created(&server).await;
     assert_eq!(provider.token_requests(), 0, "no code was exchanged");
 }
 
@@ -113,7 +117,7 @@ async fn every_spoiled_id_token_is_refused() {
             &format!("{FRONTEND}/auth/error"),
             "invalid_id_token",
         );
-        assert_nothing_created(&server);
+        assert_nothing_created(&server).await;
         assert_eq!(get_session(&server, &b).await, Value::Null, "{fault:?}");
     }
     // The same provider, unspoiled, works: the refusals were about the tokens.
@@ -143,10 +147,10 @@ async fn a_replayed_callback_finds_its_state_gone() {
         &format!("{FRONTEND}/auth/error"),
         "state_not_found",
     );
-    let store = server.engine().store();
-    assert_eq!(store.user_count(), 1);
+    let engine = server.engine();
+    assert_eq!(engine.user_count().await.unwrap(), 1);
     assert_eq!(
-        store.sessions_of(&user_id).unwrap().len(),
+        engine.stored_sessions(&user_id).await.unwrap().len(),
         1,
         "no second session"
     );
@@ -162,7 +166,7 @@ async fn a_callback_without_the_state_cookie_is_refused_and_burns_the_state() {
     // Someone else's browser (no state cookie) presents the callback.
     let stolen = plain_client().get(&callback).send().await.unwrap();
     assert_failed(&stolen, &format!("{FRONTEND}/auth/error"), "state_mismatch");
-    assert_nothing_created(&server);
+    assert_nothing_created(&server).await;
     assert_eq!(provider.token_requests(), 0, "the code was never exchanged");
 
     // The rightful browser cannot complete it afterwards either.
@@ -181,7 +185,7 @@ async fn a_callback_with_another_flows_state_cookie_is_refused() {
     // Login CSRF: the victim's browser is made to visit the attacker's callback.
     let landed = victim.get(&attackers_callback).send().await.unwrap();
     assert_failed(&landed, &format!("{FRONTEND}/auth/error"), "state_mismatch");
-    assert_eq!(server.engine().store().user_count(), 0);
+    assert_eq!(server.engine().user_count().await.unwrap(), 0);
     assert_eq!(get_session(&server, &victim).await, Value::Null);
 }
 
@@ -197,7 +201,7 @@ async fn a_callback_for_another_provider_is_refused() {
     let other = callback.replace("/callback/local?", "/callback/other?");
     let landed = b.get(&other).send().await.unwrap();
     assert_failed(&landed, &format!("{FRONTEND}/auth/error"), "state_mismatch");
-    assert_nothing_created(&server);
+    assert_nothing_created(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +210,7 @@ async fn an_expired_state_is_refused() {
     let server = start_with_provider(&provider, |_| {}).await;
     let cookie = "a-browser-binding-secret";
     let now = server.engine().now();
-    let record = OAuthStateRecord {
+    let record = PendingAuthorization {
         provider: "local".into(),
         pkce_verifier: "v".repeat(43),
         nonce: Some("n".into()),
@@ -235,7 +239,7 @@ async fn an_expired_state_is_refused() {
         &format!("{FRONTEND}/expired-here"),
         "state_expired",
     );
-    assert_nothing_created(&server);
+    assert_nothing_created(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +279,7 @@ async fn a_callback_without_state_or_code_is_refused() {
         .append_pair("state", &state);
     let landed = b.get(without_code).send().await.unwrap();
     assert_failed(&landed, &format!("{FRONTEND}/auth/error"), "no_code");
-    assert_nothing_created(&server);
+    assert_nothing_created(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +295,7 @@ async fn a_provider_that_went_down_mid_flow_is_reported_as_unavailable() {
         &format!("{FRONTEND}/auth/error"),
         "provider_unavailable",
     );
-    assert_nothing_created(&server);
+    assert_nothing_created(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +307,7 @@ async fn a_provider_down_before_sign_in_is_a_502() {
     assert_eq!(response.status(), 502);
     assert!(set_cookies(&response, "tachigo.oauth_state").is_empty());
     assert_eq!(better_auth_code(response).await, "PROVIDER_UNAVAILABLE");
-    assert_eq!(server.engine().store().oauth_state_count(), 0);
+    assert_eq!(server.engine().pending_authorization_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,7 +325,7 @@ async fn a_code_the_provider_refuses_is_an_invalid_code() {
         .append_pair("state", &state);
     let landed = b.get(forged).send().await.unwrap();
     assert_failed(&landed, &format!("{FRONTEND}/auth/error"), "invalid_code");
-    assert_nothing_created(&server);
+    assert_nothing_created(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,5 +357,5 @@ async fn an_email_owned_by_another_user_is_not_joined_without_the_linking_rule()
         &format!("{FRONTEND}/auth/error"),
         "account_not_linked",
     );
-    assert_eq!(server.engine().store().user_count(), 1);
+    assert_eq!(server.engine().user_count().await.unwrap(), 1);
 }

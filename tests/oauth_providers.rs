@@ -80,7 +80,7 @@ async fn google_and_twitch_authorize_against_their_published_endpoints() {
         }
     }
     assert_eq!(
-        server.engine().store().oauth_state_count(),
+        server.engine().pending_authorization_count(),
         2,
         "both states are kept server-side"
     );

@@ -58,7 +58,7 @@ async fn every_open_redirect_form_is_refused_on_every_callback_field() {
         }
     }
     assert_eq!(
-        server.engine().store().oauth_state_count(),
+        server.engine().pending_authorization_count(),
         0,
         "nothing was stored"
     );
@@ -75,7 +75,7 @@ async fn the_plain_link_refuses_open_redirects_too() {
         assert_eq!(response.status(), 403, "{bad:?}");
         assert_eq!(better_auth_code(response).await, "INVALID_CALLBACK_URL");
     }
-    assert_eq!(server.engine().store().oauth_state_count(), 0);
+    assert_eq!(server.engine().pending_authorization_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +123,7 @@ async fn unknown_providers_are_404() {
         .unwrap();
     assert_eq!(get.status(), 404);
     assert_eq!(better_auth_code(get).await, "PROVIDER_NOT_FOUND");
-    assert_eq!(server.engine().store().oauth_state_count(), 0);
+    assert_eq!(server.engine().pending_authorization_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,7 +57,7 @@ async fn sign_in_sets_the_cookie_get_session_reads_it_and_sign_out_ends_it() {
         "the state cookie is cleared"
     );
     assert_eq!(
-        server.engine().store().oauth_state_count(),
+        server.engine().pending_authorization_count(),
         0,
         "the state was used up"
     );
@@ -116,9 +116,9 @@ async fn sign_in_sets_the_cookie_get_session_reads_it_and_sign_out_ends_it() {
     );
 
     let user_id = user["id"].as_str().unwrap();
-    let store = server.engine().store();
-    assert_eq!(store.user_count(), 1);
-    assert_eq!(store.sessions_of(user_id).unwrap().len(), 1);
+    let engine = server.engine();
+    assert_eq!(engine.user_count().await.unwrap(), 1);
+    assert_eq!(engine.stored_sessions(user_id).await.unwrap().len(), 1);
 
     let signed_out = b
         .post(server.url("/api/auth/sign-out"))
@@ -136,7 +136,7 @@ async fn sign_in_sets_the_cookie_get_session_reads_it_and_sign_out_ends_it() {
         json!({"success": true})
     );
     assert!(
-        store.sessions_of(user_id).unwrap().is_empty(),
+        engine.stored_sessions(user_id).await.unwrap().is_empty(),
         "the session is revoked"
     );
 
@@ -177,7 +177,7 @@ async fn a_returning_user_goes_to_callback_url_and_defaults_land_on_the_dashboar
         "not a new user any more"
     );
     assert_eq!(
-        server.engine().store().user_count(),
+        server.engine().user_count().await.unwrap(),
         1,
         "the same user signed in twice"
     );
@@ -406,7 +406,7 @@ async fn a_read_within_update_age_writes_nothing_and_sets_no_cookie() {
     oauth_sign_in(&server, &b, "local", json!({})).await;
     let first = get_session(&server, &b).await;
     let user_id = first["user"]["id"].as_str().unwrap();
-    let before = server.engine().store().sessions_of(user_id).unwrap();
+    let before = server.engine().stored_sessions(user_id).await.unwrap();
     for _ in 0..5 {
         let read = b
             .get(server.url("/api/auth/get-session"))
@@ -417,7 +417,7 @@ async fn a_read_within_update_age_writes_nothing_and_sets_no_cookie() {
         assert_eq!(read.json::<Value>().await.unwrap(), first);
     }
     assert_eq!(
-        server.engine().store().sessions_of(user_id).unwrap(),
+        server.engine().stored_sessions(user_id).await.unwrap(),
         before
     );
 }
@@ -487,7 +487,7 @@ async fn twitch_sign_in_and_the_extension_land_on_the_same_user() {
         get_session(&server, &b).await["user"]["id"],
         extension_user.as_str()
     );
-    assert_eq!(server.engine().store().user_count(), 1);
+    assert_eq!(server.engine().user_count().await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ mod oauth_flow;
 mod report;
 mod scenarios;
 mod server_process;
+mod store_choice;
 
 use std::time::Duration;
 
@@ -90,6 +91,9 @@ pub struct Options {
     /// Number of distinct users a scenario spreads its load over (scenario default if absent).
     #[arg(long)]
     pub users: Option<u64>,
+    /// The store behind the engine and the spawned server (not used with --url).
+    #[arg(long, value_enum, default_value = "sled")]
+    pub store: store_choice::StoreKind,
 }
 
 impl Options {
@@ -140,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .exit();
     }
+    store_choice::prepare(cli.options.store).await?;
     let baseline = if cli.with_baseline {
         let report = driver::run::<Baseline>(&cli.options).await?;
         print(&report, cli.json)?;
@@ -148,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
         None
     };
     let mut report = run_scenario(cli.scenario, &cli.options).await?;
+    if cli.scenario != ScenarioName::Baseline && cli.options.url.is_none() {
+        report.store = Some(store_choice::name());
+    }
     if let Some(baseline) = baseline {
         report.ratio_to_baseline = Some(report.throughput_per_s / baseline.throughput_per_s);
     }

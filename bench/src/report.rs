@@ -21,6 +21,9 @@ pub fn new_histogram() -> Histogram<u64> {
 #[derive(Serialize)]
 pub struct Report {
     pub scenario: &'static str,
+    /// The store behind the engine or server measured (`sled` / `postgres`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<&'static str>,
     /// Logical CPUs of this machine: load generator and server share them.
     pub cpus: usize,
     pub concurrency: u32,
@@ -64,6 +67,7 @@ impl Report {
         let ms = |us: u64| us as f64 / 1000.0;
         let at = |q: f64| ms(latency_us.value_at_quantile(q));
         Report {
+            store: None,
             scenario,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             concurrency: options.concurrency,
@@ -95,6 +99,9 @@ impl fmt::Display for Report {
             "== {} | {} CPUs | concurrency {} | {}s measured after {}s warmup",
             self.scenario, self.cpus, self.concurrency, self.duration_s, self.warmup_s
         )?;
+        if let Some(store) = self.store {
+            writeln!(f, "  store        {store:>12}")?;
+        }
         writeln!(f, "  requests     {:>12}", self.requests)?;
         writeln!(f, "  errors       {:>12}", self.errors.count)?;
         for (kind, count) in &self.errors.by_kind {

@@ -44,6 +44,9 @@ impl ServerProcess {
         for (key, value) in env {
             command.env(key, value);
         }
+        for (key, value) in crate::store_choice::server_env() {
+            command.env(key, value);
+        }
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tachigo_storage::UnixMillis;
+use crate::model::UnixMillis;
 
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> UnixMillis;

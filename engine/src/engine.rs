@@ -10,14 +10,16 @@ use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::RpcReplyPort;
-use tachigo_storage::{AuditEvent, LinkedAccount, StorageError, Store, UnixMillis, UserRecord};
+use tachigo_storage::{LinkedAccount, StorageError, Store, UserRecord};
 
 use crate::access_token::AccessClaims;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::keyring::KeyRing;
 use crate::messages::*;
+use crate::model::{AuditEntry, RefreshFamily, Session, UnixMillis, User};
 use crate::opaque_token;
+use crate::owner_cache::OwnerCache;
 use crate::password::{self, Passwords};
 use crate::router::Router;
 use crate::user_actor::audit_event;
@@ -63,7 +65,8 @@ impl EngineOptions {
 
 /// What the actors share.
 pub(crate) struct Shared {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<dyn Store>,
+    owners: OwnerCache,
     pub(crate) options: EngineOptions,
     pub(crate) router: Router,
     clock: Arc<dyn Clock>,
@@ -146,23 +149,42 @@ pub fn valid_role(role: &str) -> bool {
 }
 
 impl Engine {
-    /// Starts the engine over an open store, with the system clock.
-    pub async fn start(store: Store, options: EngineOptions) -> Result<Engine, EngineError> {
-        Engine::start_with_clock(store, options, Arc::new(SystemClock)).await
+    /// Opens the configured store (`[storage]`) and starts the engine over it
+    /// with the system clock and the configuration's settings.
+    pub async fn open(config: &Config) -> Result<Engine, EngineError> {
+        Engine::open_with(config, EngineOptions::from_config(config)).await
     }
 
-    /// Starts the engine with a given clock (tests move a manual clock).
-    pub async fn start_with_clock(
-        store: Store,
+    /// As [`Engine::open`], with settings adjusted by the caller (benchmarks).
+    pub async fn open_with(config: &Config, options: EngineOptions) -> Result<Engine, EngineError> {
+        Engine::open_with_clock(config, options, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Engine::open_with`], on a given clock (tests move a manual clock
+    /// across grace windows and expiries).
+    pub async fn open_with_clock(
+        config: &Config,
+        options: EngineOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        let store = tachigo_storage::open(&crate::store_config::store_config(config)?).await?;
+        tracing::info!(backend = store.backend(), "storage opened");
+        Engine::start_with_clock(store, options, clock).await
+    }
+
+    /// Starts the engine over an open store with a given clock.
+    pub(crate) async fn start_with_clock(
+        store: Arc<dyn Store>,
         options: EngineOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
         let now = clock.now_ms();
         let longest_token = options.access_ttl_ms;
-        let keys = KeyRing::load_or_create(&store, now, longest_token).await?;
+        let keys = KeyRing::load_or_create(store.as_ref(), now, longest_token).await?;
         let passwords = Passwords::new(options.password_concurrency, options.password_queue);
         let shared = Arc::new(Shared {
             router: Router::new(options.idle_passivation, options.max_live_actors),
+            owners: OwnerCache::new(options.max_live_actors.clamp(1024, 100_000)),
             store,
             options,
             clock,
@@ -192,9 +214,29 @@ impl Engine {
         &self.keys
     }
 
-    /// The storage handle, for operator tooling and tests that inspect what was stored.
-    pub fn store(&self) -> &Store {
-        &self.shared.store
+    /// The store, for the engine's own modules.
+    pub(crate) fn store_handle(&self) -> Arc<dyn Store> {
+        self.shared.store.clone()
+    }
+
+    /// Makes a new signing key and retires the current one (it stays
+    /// published until every token it signed has expired); returns the new kid.
+    /// Takes effect for this engine at its next start.
+    pub async fn rotate_signing_key(&self) -> Result<String, EngineError> {
+        KeyRing::rotate(self.shared.store.as_ref(), self.now()).await
+    }
+
+    /// Which store backs the engine: `"sled"` or `"postgres"`.
+    pub fn storage_backend(&self) -> &'static str {
+        self.shared.store.backend()
+    }
+
+    /// Resolves once storage has let go of everything it held (sled's
+    /// directory lock, PostgreSQL connections) or `limit` passes; true if released.
+    /// Meaningful after [`Engine::shutdown`] and once every engine handle is dropped.
+    pub fn storage_release(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let watch = self.shared.store.release_watch();
+        async move { watch.wait(RELEASE_LIMIT).await }
     }
 
     /// Whether the engine takes requests: not stopping, and storage taking
@@ -237,7 +279,7 @@ impl Engine {
     // ----- users -----
 
     /// Creates a user with a unique email (if any) and an optional password.
-    pub async fn create_user(&self, new: NewUser) -> Result<UserRecord, EngineError> {
+    pub async fn create_user(&self, new: NewUser) -> Result<User, EngineError> {
         let email = new.email.as_deref().map(normalize_email).transpose()?;
         if !new.roles.iter().all(|r| valid_role(r)) {
             return Err(EngineError::InvalidRole);
@@ -247,7 +289,7 @@ impl Engine {
                 password::check_policy(p, email.as_deref())?;
                 // Fail fast on a taken email before spending a hash on it.
                 if let Some(e) = &email {
-                    if self.shared.store.user_id_by_email(e)?.is_some() {
+                    if self.shared.store.user_id_by_email(e).await?.is_some() {
                         return Err(EngineError::EmailTaken);
                     }
                 }
@@ -271,42 +313,31 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        self.shared
-            .store
-            .create_user(&user)
-            .await
-            .map_err(|e| match e {
-                StorageError::EmailTaken => EngineError::EmailTaken,
-                other => other.into(),
-            })?;
+        self.shared.store.create_user(&user).await?;
         self.shared
             .audit("user_created", Some(&user.id), None, "")
             .await;
-        Ok(user)
+        Ok(User::from(&user))
     }
 
-    pub async fn user(&self, user_id: &str) -> Result<UserRecord, EngineError> {
+    pub async fn user(&self, user_id: &str) -> Result<User, EngineError> {
         self.call(user_id, UserMsg::GetUser).await
     }
 
-    pub fn user_id_by_email(&self, email: &str) -> Result<Option<String>, EngineError> {
+    pub async fn user_id_by_email(&self, email: &str) -> Result<Option<String>, EngineError> {
         let email = normalize_email(email)?;
-        Ok(self.shared.store.user_id_by_email(&email)?)
+        Ok(self.shared.store.user_id_by_email(&email).await?)
     }
 
     /// Checks an email and password; unknown emails cost the same as wrong passwords.
-    pub async fn verify_password(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<UserRecord, EngineError> {
-        let user = match normalize_email(email)
-            .ok()
-            .map(|e| self.shared.store.user_id_by_email(&e))
-        {
-            Some(Ok(Some(id))) => Some(self.user(&id).await?),
-            Some(Err(e)) => return Err(e.into()),
-            _ => None,
+    pub async fn verify_password(&self, email: &str, password: &str) -> Result<User, EngineError> {
+        let user_id = match normalize_email(email) {
+            Ok(e) => self.shared.store.user_id_by_email(&e).await?,
+            Err(_) => None,
+        };
+        let user = match user_id {
+            Some(id) => Some(self.call(&id, UserMsg::GetCredentials).await?),
+            None => None,
         };
         let phc = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let too_long = password.len() > password::MAX_PASSWORD_BYTES;
@@ -315,7 +346,7 @@ impl Engine {
             .verify(if too_long { "" } else { password }, phc)
             .await?;
         match user {
-            Some(user) if matched && !too_long => Ok(user),
+            Some(user) if matched && !too_long => Ok(User::from(&user)),
             _ => {
                 metrics::counter!("tachigo_login_failures_total").increment(1);
                 Err(EngineError::InvalidCredentials)
@@ -324,11 +355,7 @@ impl Engine {
     }
 
     /// Hashes and stores a new password for a user.
-    pub async fn set_password(
-        &self,
-        user_id: &str,
-        password: &str,
-    ) -> Result<UserRecord, EngineError> {
+    pub async fn set_password(&self, user_id: &str, password: &str) -> Result<User, EngineError> {
         let user = self.user(user_id).await?;
         password::check_policy(password, user.email.as_deref())?;
         let hash = self.passwords.hash(password).await?;
@@ -348,7 +375,10 @@ impl Engine {
         identity: &ProviderIdentity,
     ) -> Result<(String, bool), EngineError> {
         let store = &self.shared.store;
-        if let Some(id) = store.user_id_by_account(&identity.provider, &identity.subject)? {
+        if let Some(id) = store
+            .user_id_by_account(&identity.provider, &identity.subject)
+            .await?
+        {
             return Ok((id, false));
         }
         let (user, created) = self.find_or_create_by_account(identity, false).await?;
@@ -362,7 +392,7 @@ impl Engine {
         &self,
         identity: &ProviderIdentity,
         email_link_allowed: bool,
-    ) -> Result<(UserRecord, bool), EngineError> {
+    ) -> Result<(User, bool), EngineError> {
         let store = &self.shared.store;
         let email = identity
             .email
@@ -370,11 +400,14 @@ impl Engine {
             .and_then(|e| normalize_email(e).ok());
         let verified_email = email.clone().filter(|_| identity.email_verified);
         for _ in 0..4 {
-            if let Some(id) = store.user_id_by_account(&identity.provider, &identity.subject)? {
+            if let Some(id) = store
+                .user_id_by_account(&identity.provider, &identity.subject)
+                .await?
+            {
                 return Ok((self.user(&id).await?, false));
             }
             if let Some(email) = &verified_email {
-                if let Some(existing_id) = store.user_id_by_email(email)? {
+                if let Some(existing_id) = store.user_id_by_email(email).await? {
                     let existing = self.user(&existing_id).await?;
                     if !(email_link_allowed && existing.email_verified) {
                         return Err(EngineError::AccountNotLinked);
@@ -402,7 +435,7 @@ impl Engine {
                     self.shared
                         .audit("user_created", Some(&user.id), None, &detail)
                         .await;
-                    return Ok((user, true));
+                    return Ok((User::from(&user), true));
                 }
                 // Someone else claimed the account or email first: look again.
                 Err(StorageError::AccountTaken | StorageError::EmailTaken) => continue,
@@ -417,7 +450,7 @@ impl Engine {
         &self,
         user_id: &str,
         identity: &ProviderIdentity,
-    ) -> Result<UserRecord, EngineError> {
+    ) -> Result<User, EngineError> {
         let account = linked_account(identity, identity.email.clone(), self.now());
         self.call(user_id, |reply| UserMsg::LinkAccount {
             account: account.clone(),
@@ -432,7 +465,7 @@ impl Engine {
         user_id: &str,
         provider: &str,
         subject: Option<&str>,
-    ) -> Result<UserRecord, EngineError> {
+    ) -> Result<User, EngineError> {
         self.call(user_id, |reply| UserMsg::UnlinkAccount {
             provider: provider.to_string(),
             subject: subject.map(str::to_string),
@@ -441,11 +474,7 @@ impl Engine {
         .await?
     }
 
-    pub async fn set_roles(
-        &self,
-        user_id: &str,
-        roles: Vec<String>,
-    ) -> Result<UserRecord, EngineError> {
+    pub async fn set_roles(&self, user_id: &str, roles: Vec<String>) -> Result<User, EngineError> {
         if !roles.iter().all(|r| valid_role(r)) {
             return Err(EngineError::InvalidRole);
         }
@@ -471,16 +500,28 @@ impl Engine {
         user_id: &str,
         new: NewSession,
     ) -> Result<CreatedSession, EngineError> {
-        self.call(user_id, |reply| UserMsg::CreateSession {
-            new: new.clone(),
-            reply,
-        })
-        .await?
+        let created = self
+            .call(user_id, |reply| UserMsg::CreateSession {
+                new: new.clone(),
+                reply,
+            })
+            .await??;
+        self.shared
+            .owners
+            .insert(&created.session.id, &created.session.user_id);
+        Ok(created)
     }
 
     /// The user an opaque token's session belongs to, without a scan.
-    fn owner_of(&self, session_id: &str) -> Result<Option<String>, EngineError> {
-        Ok(self.shared.store.session_owner(session_id)?)
+    async fn owner_of(&self, session_id: &str) -> Result<Option<String>, EngineError> {
+        if let Some(owner) = self.shared.owners.get(session_id) {
+            return Ok(Some(owner));
+        }
+        let owner = self.shared.store.session_owner(session_id).await?;
+        if let Some(owner) = &owner {
+            self.shared.owners.insert(session_id, owner);
+        }
+        Ok(owner)
     }
 
     /// Presents a dashboard refresh token: rotates it, answers a grace replay, or
@@ -488,7 +529,8 @@ impl Engine {
     pub async fn rotate_refresh_token(&self, token: &str) -> Result<Rotated, EngineError> {
         let parsed = opaque_token::parse(token).ok_or(EngineError::InvalidRefreshToken)?;
         let user_id = self
-            .owner_of(&parsed.session_id)?
+            .owner_of(&parsed.session_id)
+            .await?
             .ok_or(EngineError::InvalidRefreshToken)?;
         self.call(&user_id, |reply| UserMsg::Rotate {
             session_id: parsed.session_id.clone(),
@@ -503,7 +545,7 @@ impl Engine {
         let Some(parsed) = opaque_token::parse(token) else {
             return Ok(false);
         };
-        let Some(user_id) = self.owner_of(&parsed.session_id)? else {
+        let Some(user_id) = self.owner_of(&parsed.session_id).await? else {
             return Ok(false);
         };
         self.call(&user_id, |reply| UserMsg::Logout {
@@ -518,7 +560,8 @@ impl Engine {
     pub async fn session_by_token(&self, token: &str) -> Result<SessionRead, EngineError> {
         let parsed = opaque_token::parse(token).ok_or(EngineError::SessionInvalid)?;
         let user_id = self
-            .owner_of(&parsed.session_id)?
+            .owner_of(&parsed.session_id)
+            .await?
             .ok_or(EngineError::SessionInvalid)?;
         self.call(&user_id, |reply| UserMsg::ReadSession {
             session_id: parsed.session_id.clone(),
@@ -599,7 +642,7 @@ impl Engine {
     pub fn mint_session_access_token(
         &self,
         subject: &str,
-        session: &tachigo_storage::SessionRecord,
+        session: &Session,
         audience: &str,
         roles: &[String],
         extra: serde_json::Map<String, serde_json::Value>,
@@ -664,8 +707,82 @@ impl Engine {
         self.shared.audit(kind, user_id, session_id, detail).await;
     }
 
-    pub fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, EngineError> {
-        Ok(self.shared.store.recent_audit_events(limit)?)
+    /// The newest `limit` audit entries, newest first.
+    pub async fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEntry>, EngineError> {
+        let events = self.shared.store.recent_audit_events(limit).await?;
+        Ok(events.into_iter().map(AuditEntry::from).collect())
+    }
+
+    // ----- what storage holds (operators and tests) -----
+
+    /// Users whose email starts with `email_prefix` (lower-cased), in email
+    /// order, at most `limit`, as stored.
+    pub async fn find_users_by_email(
+        &self,
+        email_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<User>, EngineError> {
+        let prefix = email_prefix.trim().to_ascii_lowercase();
+        let users = self
+            .shared
+            .store
+            .find_users_by_email(&prefix, limit)
+            .await?;
+        Ok(users.iter().map(User::from).collect())
+    }
+
+    /// A user as stored (not through the actor), or `None`.
+    pub async fn stored_user(&self, user_id: &str) -> Result<Option<User>, EngineError> {
+        Ok(self
+            .shared
+            .store
+            .user(user_id)
+            .await?
+            .as_ref()
+            .map(User::from))
+    }
+
+    /// The user linked to a provider account, from the index.
+    pub async fn user_id_by_account(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<String>, EngineError> {
+        Ok(self
+            .shared
+            .store
+            .user_id_by_account(provider, subject)
+            .await?)
+    }
+
+    /// Every stored session of a user, expired ones included, as stored.
+    pub async fn stored_sessions(&self, user_id: &str) -> Result<Vec<Session>, EngineError> {
+        let sessions = self.shared.store.sessions_of(user_id).await?;
+        Ok(sessions.iter().map(Session::from).collect())
+    }
+
+    /// The stored refresh family of a dashboard session (or its tombstone).
+    pub async fn stored_refresh_family(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<RefreshFamily>, EngineError> {
+        Ok(self
+            .shared
+            .store
+            .family(session_id)
+            .await?
+            .as_ref()
+            .map(RefreshFamily::from))
+    }
+
+    /// How many users exist (a scan on sled: for operators and tests).
+    pub async fn user_count(&self) -> Result<u64, EngineError> {
+        Ok(self.shared.store.user_count().await?)
+    }
+
+    /// Provider flows started and not yet finished (O(1)).
+    pub fn pending_authorization_count(&self) -> usize {
+        self.shared.store.oauth_state_count()
     }
 
     /// Stops every actor and flushes storage.
@@ -681,7 +798,7 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        self.shared.store.flush_blocking()?;
+        self.shared.store.flush().await?;
         Ok(())
     }
 }
@@ -699,6 +816,12 @@ fn linked_account(
     }
 }
 
+/// How often maintenance looks at a failing store again.
+const HEALTH_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for storage to let go of what it holds.
+const RELEASE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Passivates idle actors and sweeps expired records until the engine stops.
 /// It holds the engine only while working, never across its sleep, so a stopped
 /// engine (and its database) is released at once.
@@ -708,22 +831,28 @@ async fn maintenance(
     interval: Duration,
 ) {
     let mut last_sweep = tokio::time::Instant::now();
+    let mut last_passivation = tokio::time::Instant::now();
+    // Wakes at least every second, so a failing store is tried again (and
+    // readiness follows it) within a second; passivation keeps its own pace.
+    let tick = interval.min(HEALTH_RECHECK);
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = wake.notified() => {}
-        }
+        let woken = tokio::select! {
+            _ = tokio::time::sleep(tick) => false,
+            _ = wake.notified() => true,
+        };
         let Some(s) = shared.upgrade() else { return };
         if s.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        s.router.passivate_idle_and_excess();
+        if woken || last_passivation.elapsed() >= interval {
+            last_passivation = tokio::time::Instant::now();
+            s.router.passivate_idle_and_excess();
+        }
         if !s.store.is_healthy() {
-            // Readiness must come back once the disk does, even with no write
+            // Readiness must come back once storage does, even with no write
             // arriving (a load balancer sends none to an unready node).
-            let store = s.store.clone();
-            if let Ok(true) = tokio::task::spawn_blocking(move || store.recheck_health()).await {
-                tracing::info!("storage flushes again: ready");
+            if s.store.recheck_health().await {
+                tracing::info!("storage works again: ready");
             }
         }
         if last_sweep.elapsed() >= Duration::from_secs(60) {

@@ -43,6 +43,18 @@ pub enum EngineError {
     Unavailable,
     #[error("too many requests are waiting for this kind of work; try again in a moment")]
     Overloaded,
+    /// Storage could not answer (unreachable, timed out, failing, or a record
+    /// it could not read). The request fails with 503; nothing is assumed.
     #[error("storage failure: {0}")]
-    Storage(#[from] StorageError),
+    Storage(String),
+}
+
+impl From<StorageError> for EngineError {
+    fn from(e: StorageError) -> EngineError {
+        match e {
+            StorageError::EmailTaken => EngineError::EmailTaken,
+            StorageError::AccountTaken => EngineError::AccountTaken,
+            other => EngineError::Storage(other.to_string()),
+        }
+    }
 }

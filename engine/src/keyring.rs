@@ -13,7 +13,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
-use tachigo_storage::{SigningKeyRecord, Store, UnixMillis};
+use tachigo_storage::{SigningKeyRecord, Store};
+
+use crate::model::UnixMillis;
 
 use crate::EngineError;
 
@@ -103,12 +105,12 @@ fn build(records: &[SigningKeyRecord], now: UnixMillis, max_token_ttl_ms: i64) -
 
 impl KeyRing {
     /// Loads the keys from storage, making the first one if there is none.
-    pub async fn load_or_create(
-        store: &Store,
+    pub(crate) async fn load_or_create(
+        store: &dyn Store,
         now: UnixMillis,
         max_token_ttl_ms: i64,
     ) -> Result<KeyRing, EngineError> {
-        let mut records = store.signing_keys()?;
+        let mut records = store.signing_keys().await?;
         if !records.iter().any(|r| r.retired_at.is_none()) {
             let key = generate(now);
             store.put_signing_key(&key).await?;
@@ -121,8 +123,8 @@ impl KeyRing {
     }
 
     /// Makes a new active key and retires the current one. Returns the new kid.
-    pub async fn rotate(store: &Store, now: UnixMillis) -> Result<String, EngineError> {
-        let mut records = store.signing_keys()?;
+    pub(crate) async fn rotate(store: &dyn Store, now: UnixMillis) -> Result<String, EngineError> {
+        let mut records = store.signing_keys().await?;
         for record in records.iter_mut().filter(|r| r.retired_at.is_none()) {
             record.retired_at = Some(now);
             store.put_signing_key(record).await?;

@@ -9,15 +9,21 @@ mod engine;
 mod error;
 pub mod keyring;
 pub mod messages;
+pub mod model;
 pub mod oauth_providers;
 pub mod opaque_token;
+mod owner_cache;
 pub mod password;
 pub mod refresh_family;
 mod router;
+pub mod store_admin;
+mod store_config;
 mod user_actor;
 
 pub use engine::{normalize_email, valid_role, Engine, EngineOptions, NewUser, ProviderIdentity};
 pub use error::EngineError;
 pub use messages::{CreatedSession, NewSession, RevokeScope, Rotated, SessionInfo, SessionRead};
-pub use tachigo_storage as storage;
-pub use tachigo_storage::{Surface, UserRecord};
+pub use model::{
+    AuditEntry, LinkedAccount, PendingAuthorization, RefreshFamily, Revocation, Session, Surface,
+    UnixMillis, User,
+};

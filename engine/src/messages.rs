@@ -2,8 +2,9 @@
 //! replies. Each variant reads as a request; each carries its own reply port.
 
 use ractor::RpcReplyPort;
-use tachigo_storage::{LinkedAccount, SessionRecord, Surface, TokenHash, UnixMillis, UserRecord};
+use tachigo_storage::{LinkedAccount, TokenHash};
 
+use crate::model::{Session, Surface, UnixMillis, User};
 use crate::EngineError;
 
 type Reply<T> = RpcReplyPort<Result<T, EngineError>>;
@@ -22,8 +23,8 @@ pub struct NewSession {
 /// (dashboard) or session cookie (web); extension sessions have none.
 #[derive(Debug, Clone)]
 pub struct CreatedSession {
-    pub session: SessionRecord,
-    pub user: UserRecord,
+    pub session: Session,
+    pub user: User,
     pub token: Option<String>,
 }
 
@@ -31,8 +32,8 @@ pub struct CreatedSession {
 #[derive(Debug, Clone)]
 pub struct Rotated {
     pub refresh_token: String,
-    pub session: SessionRecord,
-    pub user: UserRecord,
+    pub session: Session,
+    pub user: User,
     /// True when this answered a grace-window replay instead of rotating.
     pub grace: bool,
 }
@@ -40,8 +41,8 @@ pub struct Rotated {
 /// A session found live, with its user.
 #[derive(Debug, Clone)]
 pub struct SessionRead {
-    pub session: SessionRecord,
-    pub user: UserRecord,
+    pub session: Session,
+    pub user: User,
     /// True when the read slid the expiry forward (the cookie should be re-set).
     pub renewed: bool,
 }
@@ -67,8 +68,10 @@ pub enum RevokeScope {
     AllExcept(String),
 }
 
-pub enum UserMsg {
-    GetUser(RpcReplyPort<UserRecord>),
+pub(crate) enum UserMsg {
+    GetUser(RpcReplyPort<User>),
+    /// The user's record with its password hash, for a password check only.
+    GetCredentials(RpcReplyPort<tachigo_storage::UserRecord>),
     CreateSession {
         new: NewSession,
         reply: Reply<CreatedSession>,
@@ -99,20 +102,20 @@ pub enum UserMsg {
     },
     LinkAccount {
         account: LinkedAccount,
-        reply: Reply<UserRecord>,
+        reply: Reply<User>,
     },
     UnlinkAccount {
         provider: String,
         subject: Option<String>,
-        reply: Reply<UserRecord>,
+        reply: Reply<User>,
     },
     SetRoles {
         roles: Vec<String>,
-        reply: Reply<UserRecord>,
+        reply: Reply<User>,
     },
     SetPassword {
         password_hash: String,
-        reply: Reply<UserRecord>,
+        reply: Reply<User>,
     },
     /// Sent by the router: stop if still idle (or unconditionally when `force`).
     Passivate {

@@ -58,6 +58,15 @@ pub fn classify(
     }
 }
 
+/// Whether classifying `presented` needs the retired-token lookup: only a
+/// token that is neither the family's current one nor its immediate predecessor.
+pub fn needs_retired_lookup(family: &FamilyRecord, presented: &TokenHash) -> bool {
+    !hashes_equal(&family.current, presented)
+        && !family
+            .previous
+            .is_some_and(|p| hashes_equal(&p.hash, presented))
+}
+
 /// Retires the current token in favour of `successor`.
 pub fn rotate(family: &mut FamilyRecord, successor: TokenHash, now: UnixMillis, idle_ttl_ms: i64) {
     family.previous = Some(RetiredToken {

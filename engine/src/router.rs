@@ -108,14 +108,7 @@ impl Router {
                     user_id.to_string(),
                 )
                 .await
-                .map_err(|e| {
-                    if e.to_string().contains("no such user") {
-                        EngineError::UserNotFound
-                    } else {
-                        tracing::error!(user_id, error = %e, "actor activation failed");
-                        EngineError::Unavailable
-                    }
-                })?;
+                .map_err(|e| activation_error(user_id, e))?;
                 metrics::counter!("tachigo_engine_activations_total").increment(1);
                 Ok::<_, EngineError>(actor)
             })
@@ -227,4 +220,24 @@ impl Router {
     pub(crate) fn sweep_interval(&self) -> Duration {
         Duration::from_millis((self.idle_ms / 4).clamp(20, 30_000))
     }
+}
+
+/// What a failed activation means: the engine error `pre_start` returned
+/// (found by type, never by message text), or a failure to log and report as
+/// unavailable.
+fn activation_error(user_id: &str, e: ractor::SpawnErr) -> EngineError {
+    if let ractor::SpawnErr::StartupFailed(cause) = &e {
+        if let Some(engine_error) = cause.downcast_ref::<EngineError>() {
+            return match engine_error {
+                EngineError::UserNotFound => EngineError::UserNotFound,
+                EngineError::Storage(reason) => EngineError::Storage(reason.clone()),
+                other => {
+                    tracing::error!(user_id, error = %other, "actor activation failed");
+                    EngineError::Unavailable
+                }
+            };
+        }
+    }
+    tracing::error!(user_id, error = %e, "actor activation failed");
+    EngineError::Unavailable
 }

@@ -10,17 +10,18 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tachigo_storage::{
-    AuditEvent, FamilyRecord, FamilyRevocation, LinkedAccount, SessionRecord, Surface, TokenHash,
-    UnixMillis, UserRecord,
+    AuditEvent, FamilyRecord, FamilyRevocation, LinkedAccount, RotationOutcome, SessionRecord,
+    Surface, TokenHash, UnixMillis, UserRecord,
 };
 
 use crate::engine::Shared;
 use crate::messages::*;
+use crate::model::{Session, User};
 use crate::opaque_token::{self, hashes_equal};
 use crate::refresh_family::{self, Presentation};
 use crate::EngineError;
 
-pub struct UserActor {
+pub(crate) struct UserActor {
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -54,7 +55,7 @@ impl LiveSession {
             .map_or(self.record.expires_at, |f| f.idle_expires_at);
         SessionInfo {
             id: self.record.id.clone(),
-            surface: self.record.surface,
+            surface: self.record.surface.into(),
             created_at: self.record.created_at,
             last_seen_at: self.last_seen_at,
             expires_at,
@@ -64,18 +65,18 @@ impl LiveSession {
         }
     }
 
-    /// The session record as clients see it (a dashboard session's expiry is its family's).
-    fn current_record(&self) -> SessionRecord {
-        let mut record = self.record.clone();
+    /// The session as clients see it (a dashboard session's expiry is its family's).
+    fn current(&self) -> Session {
+        let mut session = Session::from(&self.record);
         if let Some(f) = &self.family {
-            record.expires_at = f.idle_expires_at;
-            record.updated_at = f.last_rotated_at;
+            session.expires_at = f.idle_expires_at;
+            session.updated_at = f.last_rotated_at;
         }
-        record
+        session
     }
 }
 
-pub struct UserState {
+pub(crate) struct UserState {
     user: UserRecord,
     sessions: Vec<LiveSession>,
     /// Set once the router has let this actor go: later messages are dropped
@@ -100,15 +101,25 @@ impl Actor for UserActor {
         user_id: String,
     ) -> Result<Self::State, ActorProcessingErr> {
         let store = &self.shared.store;
-        let user = store.user(&user_id)?.ok_or(EngineError::UserNotFound)?;
+        let user = store
+            .user(&user_id)
+            .await
+            .map_err(EngineError::from)?
+            .ok_or(EngineError::UserNotFound)?;
         let now = self.shared.now();
         let mut sessions = Vec::new();
-        for record in store.sessions_of(&user_id)? {
+        for record in store
+            .sessions_of(&user_id)
+            .await
+            .map_err(EngineError::from)?
+        {
             let family = match record.surface {
-                Surface::Dashboard => match store.family(&record.id)? {
-                    Some(f) => Some(f),
-                    None => continue,
-                },
+                Surface::Dashboard => {
+                    match store.family(&record.id).await.map_err(EngineError::from)? {
+                        Some(f) => Some(f),
+                        None => continue,
+                    }
+                }
                 _ => None,
             };
             let last_seen_at = family
@@ -146,6 +157,9 @@ impl Actor for UserActor {
         };
         match message {
             UserMsg::GetUser(reply) => {
+                let _ = reply.send(User::from(&ops.state.user));
+            }
+            UserMsg::GetCredentials(reply) => {
                 let _ = reply.send(ops.state.user.clone());
             }
             UserMsg::CreateSession { new, reply } => {
@@ -235,7 +249,8 @@ impl Ops<'_> {
     async fn create_session(mut self, new: NewSession) -> Result<CreatedSession, EngineError> {
         let s = self.shared;
         let now = s.now();
-        if new.surface == Surface::Extension && new.context.is_some() {
+        let surface: Surface = new.surface.into();
+        if surface == Surface::Extension && new.context.is_some() {
             if let Some(reused) = self.reuse_extension_session(&new, now).await? {
                 return Ok(reused);
             }
@@ -243,12 +258,12 @@ impl Ops<'_> {
         let id = opaque_token::new_id();
         let o = &s.options;
         let absolute = now + o.session_absolute_ttl_ms;
-        let (ttl, token) = match new.surface {
+        let (ttl, token) = match surface {
             Surface::Dashboard => (o.refresh_idle_ttl_ms, Some(opaque_token::mint(&id))),
             Surface::Web => (o.web_session_ttl_ms, Some(opaque_token::mint(&id))),
             Surface::Extension => (o.access_ttl_ms, None),
         };
-        let family = match (&new.surface, &token) {
+        let family = match (&surface, &token) {
             (Surface::Dashboard, Some(t)) => Some(refresh_family::start(
                 &id,
                 &self.state.user.id,
@@ -262,8 +277,8 @@ impl Ops<'_> {
         let record = SessionRecord {
             id,
             user_id: self.state.user.id.clone(),
-            surface: new.surface,
-            token_hash: match new.surface {
+            surface,
+            token_hash: match surface {
                 Surface::Web => token.as_ref().map(|t| t.hash),
                 _ => None,
             },
@@ -276,7 +291,7 @@ impl Ops<'_> {
             context: new.context,
         };
         s.store.put_session(&record, family.as_ref()).await?;
-        metrics::counter!("tachigo_sessions_created_total", "surface" => new.surface.as_str())
+        metrics::counter!("tachigo_sessions_created_total", "surface" => surface.as_str())
             .increment(1);
         // The plaintext of a first refresh token is never needed for grace: only successors are.
         self.state.sessions.push(LiveSession {
@@ -286,8 +301,8 @@ impl Ops<'_> {
             last_seen_at: now,
         });
         Ok(CreatedSession {
-            session: record,
-            user: self.state.user.clone(),
+            session: Session::from(&record),
+            user: User::from(&self.state.user),
             token: token.map(|t| t.token),
         })
     }
@@ -318,109 +333,134 @@ impl Ops<'_> {
         }
         metrics::counter!("tachigo_sessions_reused_total", "surface" => "extension").increment(1);
         Ok(Some(CreatedSession {
-            session: live.record.clone(),
-            user: self.state.user.clone(),
+            session: Session::from(&live.record),
+            user: User::from(&self.state.user),
             token: None,
         }))
     }
 
-    async fn rotate(self, session_id: &str, presented: &TokenHash) -> Result<Rotated, EngineError> {
+    /// Presents a refresh token. A rotation that loses its conditional write
+    /// (another process changed the family first) reloads the family from
+    /// storage and decides again, so the token is judged against what is stored.
+    async fn rotate(
+        mut self,
+        session_id: &str,
+        presented: &TokenHash,
+    ) -> Result<Rotated, EngineError> {
         let s = self.shared;
-        let now = s.now();
-        let Some(live) = self.state.session_mut(session_id) else {
-            return Err(answer_for_absent_family(s, session_id, presented, now)?);
-        };
-        let Some(family) = live.family.clone() else {
-            return Err(EngineError::InvalidRefreshToken);
-        };
-        let verdict =
-            refresh_family::classify(&family, presented, now, s.options.refresh_grace_ms, || {
-                s.store
-                    .retired_token_family(presented)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|owner| owner == session_id)
-            });
-        match verdict {
-            Presentation::Current => self.mint_successor(session_id, family, now, false).await,
-            Presentation::GraceReplay => {
-                if let Some(held) = live
-                    .held
-                    .as_ref()
-                    .filter(|h| hashes_equal(&h.hash, &family.current))
-                {
-                    metrics::counter!("tachigo_refresh_grace_replays_total").increment(1);
-                    let token = held.token.clone();
-                    live.last_seen_at = now;
-                    let session = live.current_record();
-                    return Ok(Rotated {
-                        refresh_token: token,
-                        session,
-                        user: self.state.user.clone(),
-                        grace: true,
-                    });
+        for _ in 0..3 {
+            let now = s.now();
+            let Some(live) = self.state.session_mut(session_id) else {
+                return Err(answer_for_absent_family(s, session_id, presented, now).await?);
+            };
+            let Some(family) = live.family.clone() else {
+                return Err(EngineError::InvalidRefreshToken);
+            };
+            let verdict = presentation(s, &family, presented, now).await?;
+            let grace = match verdict {
+                Presentation::Current => false,
+                Presentation::GraceReplay => {
+                    if let Some(held) = live
+                        .held
+                        .as_ref()
+                        .filter(|h| hashes_equal(&h.hash, &family.current))
+                    {
+                        metrics::counter!("tachigo_refresh_grace_replays_total").increment(1);
+                        let token = held.token.clone();
+                        live.last_seen_at = now;
+                        return Ok(Rotated {
+                            refresh_token: token,
+                            session: live.current(),
+                            user: User::from(&self.state.user),
+                            grace: true,
+                        });
+                    }
+                    // The successor's plaintext is gone (restart or passivation inside
+                    // the window): mint another, so the replaying client still gets a
+                    // working token.
+                    true
                 }
-                // The successor's plaintext is gone (restart or passivation inside the
-                // window): mint another, so the replaying client still gets a working token.
-                self.mint_successor(session_id, family, now, true).await
-            }
-            Presentation::Reuse => {
-                metrics::counter!("tachigo_refresh_reuse_detected_total").increment(1);
-                tracing::warn!(user_id = %self.state.user.id, session_id, generation = family.generation,
-                    "refresh token reuse detected; revoking the session's family");
-                let user_id = self.state.user.id.clone();
-                self.end_sessions(vec![session_id.to_string()], FamilyRevocation::Reuse)
-                    .await?;
-                s.audit(
-                    "refresh_reuse_detected",
-                    Some(&user_id),
-                    Some(session_id),
-                    "family revoked",
-                )
-                .await;
-                Err(EngineError::RefreshTokenReused)
-            }
-            Presentation::Revoked(FamilyRevocation::Reuse) => Err(EngineError::RefreshTokenReused),
-            Presentation::Revoked(_) | Presentation::Expired | Presentation::Unknown => {
-                Err(EngineError::InvalidRefreshToken)
+                Presentation::Reuse => {
+                    metrics::counter!("tachigo_refresh_reuse_detected_total").increment(1);
+                    tracing::warn!(user_id = %self.state.user.id, session_id, generation = family.generation,
+                        "refresh token reuse detected; revoking the session's family");
+                    let user_id = self.state.user.id.clone();
+                    self.end_sessions(vec![session_id.to_string()], FamilyRevocation::Reuse)
+                        .await?;
+                    s.audit(
+                        "refresh_reuse_detected",
+                        Some(&user_id),
+                        Some(session_id),
+                        "family revoked",
+                    )
+                    .await;
+                    return Err(EngineError::RefreshTokenReused);
+                }
+                Presentation::Revoked(FamilyRevocation::Reuse) => {
+                    return Err(EngineError::RefreshTokenReused)
+                }
+                Presentation::Revoked(_) | Presentation::Expired | Presentation::Unknown => {
+                    return Err(EngineError::InvalidRefreshToken)
+                }
+            };
+            if let Some(rotated) = self.mint_successor(session_id, family, now, grace).await? {
+                return Ok(rotated);
             }
         }
+        Err(EngineError::Unavailable)
     }
 
+    /// Rotates `family`; `None` when the conditional write lost (the family is
+    /// reloaded from storage, or the session dropped when it is gone).
     async fn mint_successor(
-        self,
+        &mut self,
         session_id: &str,
-        mut family: FamilyRecord,
+        family: FamilyRecord,
         now: UnixMillis,
         grace: bool,
-    ) -> Result<Rotated, EngineError> {
+    ) -> Result<Option<Rotated>, EngineError> {
         let s = self.shared;
         let successor = opaque_token::mint(session_id);
         let retired = family.current;
+        let mut next = family.clone();
         refresh_family::rotate(
-            &mut family,
+            &mut next,
             successor.hash,
             now,
             s.options.refresh_idle_ttl_ms,
         );
-        s.store.rotate_family(&family, &retired).await?;
+        let outcome = s.store.rotate_family(&family, &next, &retired).await?;
+        if outcome == RotationOutcome::Conflict {
+            metrics::counter!("tachigo_refresh_rotation_conflicts_total").increment(1);
+            let stored = s.store.family(session_id).await?;
+            match stored {
+                Some(stored) => {
+                    if let Some(live) = self.state.session_mut(session_id) {
+                        live.family = Some(stored);
+                        live.held = None;
+                    }
+                }
+                None => self.state.sessions.retain(|l| l.record.id != session_id),
+            }
+            return Ok(None);
+        }
         metrics::counter!("tachigo_refresh_rotations_total").increment(1);
         let live = self
             .state
             .session_mut(session_id)
             .expect("the session was found above");
-        live.family = Some(family);
+        live.family = Some(next);
         live.held = Some(HeldSuccessor {
             token: successor.token.clone(),
             hash: successor.hash,
         });
         live.last_seen_at = now;
-        Ok(Rotated {
+        Ok(Some(Rotated {
             refresh_token: successor.token,
-            session: live.current_record(),
-            user: self.state.user.clone(),
+            session: live.current(),
+            user: User::from(&self.state.user),
             grace,
-        })
+        }))
     }
 
     async fn read_session(
@@ -457,8 +497,8 @@ impl Ops<'_> {
             renewed = true;
         }
         Ok(SessionRead {
-            session: live.current_record(),
-            user: self.state.user.clone(),
+            session: live.current(),
+            user: User::from(&self.state.user),
             renewed,
         })
     }
@@ -472,7 +512,7 @@ impl Ops<'_> {
         sessions
     }
 
-    async fn revoke(self, scope: RevokeScope) -> Result<Vec<String>, EngineError> {
+    async fn revoke(mut self, scope: RevokeScope) -> Result<Vec<String>, EngineError> {
         let ids: Vec<String> = match &scope {
             RevokeScope::One(id) => {
                 if !self.state.sessions.iter().any(|s| &s.record.id == id) {
@@ -501,7 +541,7 @@ impl Ops<'_> {
 
     /// Removes sessions from storage (families become revoked tombstones), then from memory.
     async fn end_sessions(
-        self,
+        &mut self,
         ids: Vec<String>,
         why: FamilyRevocation,
     ) -> Result<(), EngineError> {
@@ -514,7 +554,11 @@ impl Ops<'_> {
         Ok(())
     }
 
-    async fn logout(self, session_id: &str, presented: &TokenHash) -> Result<bool, EngineError> {
+    async fn logout(
+        mut self,
+        session_id: &str,
+        presented: &TokenHash,
+    ) -> Result<bool, EngineError> {
         let s = self.shared;
         let now = s.now();
         let Some(family) = self
@@ -524,14 +568,7 @@ impl Ops<'_> {
         else {
             return Ok(false);
         };
-        let verdict =
-            refresh_family::classify(&family, presented, now, s.options.refresh_grace_ms, || {
-                s.store
-                    .retired_token_family(presented)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|o| o == session_id)
-            });
+        let verdict = presentation(s, &family, presented, now).await?;
         let why = match verdict {
             Presentation::Unknown | Presentation::Revoked(_) => return Ok(false),
             Presentation::Reuse => FamilyRevocation::Reuse,
@@ -554,39 +591,32 @@ impl Ops<'_> {
         Ok(true)
     }
 
-    async fn link_account(self, account: LinkedAccount) -> Result<UserRecord, EngineError> {
+    async fn link_account(self, account: LinkedAccount) -> Result<User, EngineError> {
         let user = &self.state.user;
         if user
             .accounts
             .iter()
             .any(|a| a.provider == account.provider && a.subject == account.subject)
         {
-            return Ok(user.clone());
+            return Ok(User::from(user));
         }
         let mut updated = user.clone();
         updated.accounts.push(account.clone());
         updated.updated_at = self.shared.now();
-        self.shared
-            .store
-            .link_account(&updated, &account)
-            .await
-            .map_err(|e| match e {
-                tachigo_storage::StorageError::AccountTaken => EngineError::AccountTaken,
-                other => other.into(),
-            })?;
+        self.shared.store.link_account(&updated, &account).await?;
         self.state.user = updated;
         let detail = format!("provider {}", account.provider);
         self.shared
             .audit("account_linked", Some(&self.state.user.id), None, &detail)
             .await;
-        Ok(self.state.user.clone())
+        Ok(User::from(&self.state.user))
     }
 
     async fn unlink_account(
         self,
         provider: &str,
         subject: Option<&str>,
-    ) -> Result<UserRecord, EngineError> {
+    ) -> Result<User, EngineError> {
         let user = &self.state.user;
         let position = user
             .accounts
@@ -609,46 +639,61 @@ impl Ops<'_> {
         self.shared
             .audit("account_unlinked", Some(&self.state.user.id), None, &detail)
             .await;
-        Ok(self.state.user.clone())
+        Ok(User::from(&self.state.user))
     }
 
-    async fn update_user(
-        self,
-        change: impl FnOnce(&mut UserRecord),
-    ) -> Result<UserRecord, EngineError> {
+    async fn update_user(self, change: impl FnOnce(&mut UserRecord)) -> Result<User, EngineError> {
         let mut updated = self.state.user.clone();
         change(&mut updated);
         updated.updated_at = self.shared.now();
         self.shared.store.put_user(&updated).await?;
         self.state.user = updated;
-        Ok(self.state.user.clone())
+        Ok(User::from(&self.state.user))
     }
 }
 
 /// A refresh token for a session this actor does not hold: its family may be a
 /// revoked tombstone (answer "reused" when it was revoked for reuse); otherwise the
 /// token is simply invalid. Nothing changes either way.
-fn answer_for_absent_family(
+async fn answer_for_absent_family(
     s: &Shared,
     session_id: &str,
     presented: &TokenHash,
     now: UnixMillis,
 ) -> Result<EngineError, EngineError> {
-    let Some(family) = s.store.family(session_id)? else {
+    let Some(family) = s.store.family(session_id).await? else {
         return Ok(EngineError::InvalidRefreshToken);
     };
-    let verdict =
-        refresh_family::classify(&family, presented, now, s.options.refresh_grace_ms, || {
-            s.store
-                .retired_token_family(presented)
-                .ok()
-                .flatten()
-                .is_some_and(|o| o == session_id)
-        });
+    let verdict = presentation(s, &family, presented, now).await?;
     Ok(match verdict {
         Presentation::Revoked(FamilyRevocation::Reuse) => EngineError::RefreshTokenReused,
         _ => EngineError::InvalidRefreshToken,
     })
+}
+
+/// What `presented` means for `family` (see [`refresh_family::classify`]).
+/// The retired-token lookup runs only for a token that is neither of the two
+/// the family holds; a failed lookup fails the request (it never reads as
+/// "not retired", which would skip reuse detection).
+async fn presentation(
+    s: &Shared,
+    family: &FamilyRecord,
+    presented: &TokenHash,
+    now: UnixMillis,
+) -> Result<Presentation, EngineError> {
+    let retired_earlier = if refresh_family::needs_retired_lookup(family, presented) {
+        let owner = s.store.retired_token_family(presented).await?;
+        owner.is_some_and(|o| o == family.session_id)
+    } else {
+        false
+    };
+    Ok(refresh_family::classify(
+        family,
+        presented,
+        now,
+        s.options.refresh_grace_ms,
+        || retired_earlier,
+    ))
 }
 
 /// Used by the engine to log an audit event without failing the caller's request.

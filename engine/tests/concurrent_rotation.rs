@@ -7,8 +7,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{dashboard_login, hash_of, plain_user, Harness};
-use tachigo_engine::EngineError;
+use common::{dashboard_login, plain_user, Harness};
+use tachigo_engine::{EngineError, Revocation};
 
 const CALLERS: usize = 1_000;
 
@@ -50,19 +50,33 @@ async fn a_thousand_concurrent_refreshes_of_one_token_share_one_successor() {
     let successor = successors.into_iter().next().unwrap();
     assert_ne!(successor, first);
 
-    let family = h.store().family(&sid).unwrap().unwrap();
+    let family = h.engine.stored_refresh_family(&sid).await.unwrap().unwrap();
     assert_eq!(family.generation, 1, "one rotation, however many callers");
-    assert_eq!(family.current, hash_of(&successor));
-    assert_eq!(family.previous.map(|p| p.hash), Some(hash_of(&first)));
     assert_eq!(family.revoked, None);
+    // The first token is the stored predecessor and the successor the token it
+    // is answered with: a replay inside the window is a grace answer carrying
+    // the successor, and changes nothing.
+    let replay = h.engine.rotate_refresh_token(&first).await.unwrap();
+    assert!(replay.grace);
+    assert_eq!(replay.refresh_token, successor);
+    assert_eq!(
+        h.engine.stored_refresh_family(&sid).await.unwrap().unwrap(),
+        family,
+        "a grace replay changes nothing"
+    );
 
-    // The successor rotates normally.
+    // The successor is the current token: it rotates normally.
     let next = h.engine.rotate_refresh_token(&successor).await.unwrap();
     assert!(!next.grace);
     assert_ne!(next.refresh_token, successor);
-    let family = h.store().family(&sid).unwrap().unwrap();
+    let family = h.engine.stored_refresh_family(&sid).await.unwrap().unwrap();
     assert_eq!(family.generation, 2);
-    assert_eq!(family.current, hash_of(&next.refresh_token));
+    assert_eq!(family.revoked, None);
+    assert_eq!(family.last_rotated_at, h.engine.now());
+    // ... and is now the predecessor of the new current token.
+    let replay = h.engine.rotate_refresh_token(&successor).await.unwrap();
+    assert!(replay.grace);
+    assert_eq!(replay.refresh_token, next.refresh_token);
 
     // The first token is now two rotations old: no grace for it.
     assert!(matches!(
@@ -70,8 +84,27 @@ async fn a_thousand_concurrent_refreshes_of_one_token_share_one_successor() {
         Err(EngineError::RefreshTokenReused)
     ));
     assert_eq!(
-        h.store().family(&sid).unwrap().unwrap().revoked,
-        Some(tachigo_engine::storage::FamilyRevocation::Reuse)
+        h.engine
+            .stored_refresh_family(&sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked,
+        Some(Revocation::Reuse)
     );
+    // Every token of the family is recognised as the family's (a revoked
+    // family's token is reuse; a token it never issued is merely invalid).
+    for token in [&first, &successor, &next.refresh_token] {
+        assert!(matches!(
+            h.engine.rotate_refresh_token(token).await,
+            Err(EngineError::RefreshTokenReused)
+        ));
+    }
+    assert!(matches!(
+        h.engine
+            .rotate_refresh_token(&common::forged_token(&sid))
+            .await,
+        Err(EngineError::InvalidRefreshToken)
+    ));
     h.engine.shutdown().await.unwrap();
 }

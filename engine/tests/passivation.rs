@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{dashboard_login, hash_of, new_session, plain_user, wait_until, Harness};
+use common::{dashboard_login, new_session, plain_user, wait_until, Harness};
 use futures::{stream, StreamExt};
 use tachigo_engine::{Engine, NewUser, Surface};
 
@@ -61,28 +61,64 @@ async fn an_idle_actor_passivates_and_reactivates_with_the_same_state() {
 
     let t1 = h.engine.rotate_refresh_token(&t0).await.unwrap();
     assert!(!t1.grace);
-    let family = h.store().family(&sid).unwrap().unwrap();
+    let family = h.engine.stored_refresh_family(&sid).await.unwrap().unwrap();
     assert_eq!(family.generation, 1);
-    assert_eq!(family.current, hash_of(&t1.refresh_token));
+    assert_eq!(family.revoked, None);
 
     // Passivated inside the grace window: the successor's plaintext is gone, so a
     // replay of the predecessor is answered with a token that works (never a
-    // revocation).
+    // revocation). The reactivated actor judges it against what storage holds:
+    // t0 is the stored predecessor, t1 the stored current token, which the
+    // fresh successor retires.
     wait_for_live_at_most(&h.engine, 0).await;
     let replay = h.engine.rotate_refresh_token(&t0).await.unwrap();
     assert!(replay.grace);
-    let family = h.store().family(&sid).unwrap().unwrap();
+    assert_ne!(replay.refresh_token, t1.refresh_token);
+    let family = h.engine.stored_refresh_family(&sid).await.unwrap().unwrap();
     assert_eq!(family.revoked, None);
-    assert_eq!(family.current, hash_of(&replay.refresh_token));
+    assert_eq!(family.generation, 2, "the fresh successor is stored");
+    // t1 is now the immediate predecessor: its replay is answered with the
+    // held replay token.
+    let again = h
+        .engine
+        .rotate_refresh_token(&t1.refresh_token)
+        .await
+        .unwrap();
+    assert!(again.grace);
+    assert_eq!(again.refresh_token, replay.refresh_token);
     let next = h
         .engine
         .rotate_refresh_token(&replay.refresh_token)
         .await
         .unwrap();
     assert!(!next.grace);
+    let family = h.engine.stored_refresh_family(&sid).await.unwrap().unwrap();
+    assert_eq!(family.generation, 3);
+    assert_eq!(family.revoked, None);
+    // What storage holds is the chain: after another passivation, the newest
+    // token still rotates and its predecessor is a grace replay.
+    wait_for_live_at_most(&h.engine, 0).await;
+    let last = h
+        .engine
+        .rotate_refresh_token(&next.refresh_token)
+        .await
+        .unwrap();
+    assert!(!last.grace);
+    let replay = h
+        .engine
+        .rotate_refresh_token(&next.refresh_token)
+        .await
+        .unwrap();
+    assert!(replay.grace);
+    assert_eq!(replay.refresh_token, last.refresh_token);
     assert_eq!(
-        h.store().family(&sid).unwrap().unwrap().current,
-        hash_of(&next.refresh_token)
+        h.engine
+            .stored_refresh_family(&sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .generation,
+        4
     );
     assert_eq!(h.engine.list_sessions(&user.id).await.unwrap().len(), 2);
     h.engine.shutdown().await.unwrap();
@@ -114,7 +150,7 @@ async fn the_live_set_stays_bounded_and_every_user_still_answers() {
         .buffered(64)
         .collect()
         .await;
-    assert_eq!(h.store().user_count(), USERS);
+    assert_eq!(h.engine.user_count().await.unwrap(), USERS as u64);
     let (sid, t0) = dashboard_login(&h.engine, &users[0].id).await;
 
     let touch = |round: &'static str| {
@@ -152,11 +188,20 @@ async fn the_live_set_stays_bounded_and_every_user_still_answers() {
     );
     let rotated = h.engine.rotate_refresh_token(&t0).await.unwrap();
     assert!(!rotated.grace);
-    assert_eq!(h.store().family(&sid).unwrap().unwrap().generation, 1);
+    assert_eq!(
+        h.engine
+            .stored_refresh_family(&sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .generation,
+        1
+    );
     for (i, user) in users.iter().enumerate().step_by(97) {
         assert_eq!(
             h.engine
                 .user_id_by_email(&format!("user{i}@example.com"))
+                .await
                 .unwrap(),
             Some(user.id.clone())
         );
@@ -269,24 +314,38 @@ async fn race_passivation(idle: Duration, max_live: usize) {
     );
 
     // Each chain is exactly what storage holds: one generation per rotation, the
-    // last token current, nothing revoked.
+    // last token current (it rotates normally, and is then the predecessor the
+    // grace rule answers for), nothing revoked.
     for (sid, last) in &last_tokens {
-        let family = h.store().family(sid).unwrap().unwrap();
+        let family = h.engine.stored_refresh_family(sid).await.unwrap().unwrap();
         assert_eq!(family.generation as usize, ROTATIONS, "generation of {sid}");
-        assert_eq!(family.current, hash_of(last), "current token of {sid}");
         assert_eq!(family.revoked, None);
         let again = h.engine.rotate_refresh_token(last).await.unwrap();
-        assert!(!again.grace);
+        assert!(!again.grace, "current token of {sid}");
+        let replay = h.engine.rotate_refresh_token(last).await.unwrap();
+        assert!(replay.grace, "predecessor of {sid}");
+        assert_eq!(replay.refresh_token, again.refresh_token);
+        assert_eq!(
+            h.engine
+                .stored_refresh_family(sid)
+                .await
+                .unwrap()
+                .unwrap()
+                .generation as usize,
+            ROTATIONS + 1,
+            "generation of {sid}"
+        );
     }
     for (user_id, sessions) in &logins {
         assert_eq!(
-            h.store().sessions_of(user_id).unwrap().len(),
+            h.engine.stored_sessions(user_id).await.unwrap().len(),
             sessions.len()
         );
     }
     assert!(!h
         .engine
         .recent_audit_events(1_000)
+        .await
         .unwrap()
         .iter()
         .any(|e| e.kind == "refresh_reuse_detected"));

@@ -2,12 +2,14 @@
 //! sequences of rotations, replays of any earlier token, logouts, forged tokens and
 //! clock moves (inside and outside the grace window, and past the idle expiry):
 //!
-//! - at most one token of a family is live: storage's `current` is the hash of
-//!   exactly the model's live token, and no other issued token matches it;
+//! - at most one token of a family is live: only the model's live token rotates,
+//!   and what storage holds (generation, revocation, expiries, when the
+//!   predecessor was retired, the session) follows the model after every step;
 //! - presenting the current token rotates it; the immediate predecessor within the
 //!   grace window is answered with the held successor and changes nothing;
 //! - any other reuse (an older token, or the predecessor after the window) revokes
-//!   the family, and afterwards every token of the family fails;
+//!   the family, and afterwards every token of the family fails (once revoked for
+//!   reuse, every token it ever issued is still recognised as its own);
 //! - a forged token (right session id, random secret) changes nothing;
 //! - after an engine restart (the successor's plaintext is gone, the actor reloads
 //!   from storage) a grace replay still never revokes: it is answered with a
@@ -20,13 +22,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{dashboard_login, forged_token, hash_of, plain_user, rotated, Harness};
+use common::{dashboard_login, forged_token, plain_user, restart, rotated, Harness};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use tachigo_engine::clock::ManualClock;
-use tachigo_engine::storage::FamilyRevocation;
-use tachigo_engine::{Engine, EngineError, EngineOptions};
+use tachigo_engine::{Engine, EngineError, EngineOptions, Revocation};
+use tempfile::TempDir;
 
 const GRACE_MS: i64 = 1_000;
 const IDLE_TTL_MS: i64 = 30_000;
@@ -89,13 +91,15 @@ enum Expect {
 #[derive(Debug)]
 struct Model {
     now: i64,
+    /// When the family started (the login).
+    started_at: i64,
     /// Every token issued, oldest first.
     tokens: Vec<String>,
     current: usize,
     /// The immediate predecessor and when it was retired.
     previous: Option<(usize, i64)>,
     generation: u32,
-    revoked: Option<FamilyRevocation>,
+    revoked: Option<Revocation>,
     idle_expires_at: i64,
     absolute_expires_at: i64,
     /// Reuse detected by a presentation (each one writes an audit event).
@@ -114,6 +118,7 @@ impl Model {
     fn new(now: i64, first: String) -> Model {
         Model {
             now,
+            started_at: now,
             tokens: vec![first],
             current: 0,
             previous: None,
@@ -141,7 +146,7 @@ impl Model {
         }
     }
 
-    fn revoke(&mut self, why: FamilyRevocation) {
+    fn revoke(&mut self, why: Revocation) {
         self.revoked = Some(why);
         self.in_actor = false;
     }
@@ -156,8 +161,8 @@ impl Model {
 
     fn expect_present(&self, i: usize) -> Expect {
         match self.revoked {
-            Some(FamilyRevocation::Reuse) => Expect::Reused,
-            Some(FamilyRevocation::Revoked) => Expect::Invalid,
+            Some(Revocation::Reuse) => Expect::Reused,
+            Some(Revocation::Revoked) => Expect::Invalid,
             None if self.expired() => Expect::Invalid,
             None if i == self.current => Expect::Rotated,
             None if self.within_grace(i) && self.held => Expect::Grace(self.current),
@@ -170,13 +175,13 @@ impl Model {
     /// else the revocation it records. A retired token outside the grace rule is
     /// reuse even when it comes with a logout; a session the actor did not load
     /// (it had expired when the actor reloaded) is already gone.
-    fn expect_logout(&self, i: usize) -> Option<FamilyRevocation> {
+    fn expect_logout(&self, i: usize) -> Option<Revocation> {
         if self.revoked.is_some() || !self.in_actor {
             None
         } else if self.expired() || i == self.current || self.within_grace(i) {
-            Some(FamilyRevocation::Revoked)
+            Some(Revocation::Revoked)
         } else {
-            Some(FamilyRevocation::Reuse)
+            Some(Revocation::Reuse)
         }
     }
 
@@ -191,19 +196,25 @@ impl Model {
 }
 
 struct Case {
-    engine: Engine,
+    /// `None` only while restarting.
+    engine: Option<Engine>,
     clock: Arc<ManualClock>,
+    dir: TempDir,
     user_id: String,
     session_id: String,
     model: Model,
 }
 
 impl Case {
+    fn engine(&self) -> &Engine {
+        self.engine.as_ref().expect("an engine")
+    }
+
     async fn present(&mut self, i: usize) -> Result<(), TestCaseError> {
         self.model.touch_actor();
         let expected = self.model.expect_present(i);
         let token = self.model.tokens[i].clone();
-        let got = self.engine.rotate_refresh_token(&token).await;
+        let got = self.engine().rotate_refresh_token(&token).await;
         let model = &mut self.model;
         match (expected, got) {
             (Expect::Rotated, Ok(r)) => {
@@ -236,7 +247,7 @@ impl Case {
             }
             (Expect::Reused, Err(EngineError::RefreshTokenReused)) => {
                 if model.revoked.is_none() {
-                    model.revoke(FamilyRevocation::Reuse);
+                    model.revoke(Revocation::Reuse);
                     model.reuse_detections += 1;
                 }
             }
@@ -255,12 +266,12 @@ impl Case {
         self.model.touch_actor();
         let expected = self.model.expect_logout(i);
         let token = self.model.tokens[i].clone();
-        let got = self.engine.logout_refresh_token(&token).await;
+        let got = self.engine().logout_refresh_token(&token).await;
         match (expected, got) {
             (None, Ok(false)) => {}
             (Some(why), Ok(true)) => {
                 // A retired token at logout is reuse too, and is audited as such.
-                if why == FamilyRevocation::Reuse {
+                if why == Revocation::Reuse {
                     self.model.reuse_detections += 1;
                 }
                 self.model.revoke(why)
@@ -278,13 +289,13 @@ impl Case {
     async fn forge(&mut self) -> Result<(), TestCaseError> {
         self.model.touch_actor();
         let forged = forged_token(&self.session_id);
-        let rotated = self.engine.rotate_refresh_token(&forged).await;
+        let rotated = self.engine().rotate_refresh_token(&forged).await;
         prop_assert!(
             matches!(rotated, Err(EngineError::InvalidRefreshToken)),
             "a forged token is invalid, got {:?}",
             rotated.map(|r| r.refresh_token)
         );
-        let logged_out = self.engine.logout_refresh_token(&forged).await;
+        let logged_out = self.engine().logout_refresh_token(&forged).await;
         prop_assert!(
             matches!(logged_out, Ok(false)),
             "logging out with a forged token does nothing, got {logged_out:?}"
@@ -304,11 +315,16 @@ impl Case {
                 Ok(())
             }
             Op::Restart => {
-                let store = self.engine.store().clone();
-                self.engine.shutdown().await.expect("shutting down");
-                self.engine = Engine::start_with_clock(store, engine_options(), self.clock.clone())
-                    .await
-                    .expect("restarting the engine");
+                let engine = self.engine.take().expect("an engine");
+                self.engine = Some(
+                    restart(
+                        engine,
+                        self.dir.path(),
+                        engine_options(),
+                        self.clock.clone(),
+                    )
+                    .await,
+                );
                 self.model.restarted();
                 Ok(())
             }
@@ -316,25 +332,19 @@ impl Case {
     }
 
     /// Compares what storage holds with the model.
-    fn check_storage(&self, after: &str) -> Result<(), TestCaseError> {
-        let store = self.engine.store();
+    async fn check_storage(&mut self, after: &str) -> Result<(), TestCaseError> {
+        let engine = self.engine();
         let m = &self.model;
-        let family = store
-            .family(&self.session_id)
+        let family = engine
+            .stored_refresh_family(&self.session_id)
+            .await
             .expect("reading the family")
             .expect("a family outlives its session as a tombstone");
-        let hashes: Vec<_> = m.tokens.iter().map(|t| hash_of(t)).collect();
+        prop_assert_eq!(&family.session_id, &self.session_id);
+        prop_assert_eq!(&family.user_id, &self.user_id);
 
-        // At most one live token: exactly the model's current one matches storage.
-        let matching: Vec<usize> = (0..hashes.len())
-            .filter(|&j| hashes[j] == family.current)
-            .collect();
-        prop_assert_eq!(
-            &matching,
-            &vec![m.current],
-            "storage's current token after {}",
-            after
-        );
+        // At most one live token (which one storage holds as current is pinned by
+        // every presentation: only the model's current token rotates).
         let live: Vec<usize> = (0..m.tokens.len())
             .filter(|&j| m.expect_present(j) == Expect::Rotated)
             .collect();
@@ -350,39 +360,45 @@ impl Case {
             after
         );
         prop_assert_eq!(family.revoked, m.revoked, "revocation after {}", after);
+        // The predecessor was retired by the last rotation (the grace window is
+        // measured from it); before any rotation, the family is as it started.
         prop_assert_eq!(
-            family.previous.map(|p| (p.hash, p.retired_at)),
-            m.previous.map(|(i, at)| (hashes[i], at)),
-            "predecessor after {}",
+            family.last_rotated_at,
+            m.previous.map_or(m.started_at, |(_, at)| at),
+            "when the predecessor was retired, after {}",
             after
         );
         prop_assert_eq!(family.idle_expires_at, m.idle_expires_at);
         prop_assert_eq!(family.absolute_expires_at, m.absolute_expires_at);
 
-        // Every retired token is remembered, so its replay is reuse, not a forgery.
-        for (j, hash) in hashes.iter().enumerate() {
-            if j != m.current {
-                prop_assert_eq!(
-                    store.retired_token_family(hash).expect("reading"),
-                    Some(self.session_id.clone()),
-                    "retired token #{} is recorded",
-                    j
-                );
-            }
-        }
-
-        // A revoked session is deleted; its owner index stays for the tombstone.
-        let sessions = store.sessions_of(&self.user_id).expect("reading sessions");
+        // A revoked session is deleted.
+        let sessions = engine
+            .stored_sessions(&self.user_id)
+            .await
+            .expect("reading sessions");
         let ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
         if m.revoked.is_some() {
             prop_assert!(ids.is_empty(), "a revoked session is still stored");
         } else {
             prop_assert_eq!(ids, vec![self.session_id.as_str()]);
         }
-        prop_assert_eq!(
-            store.session_owner(&self.session_id).expect("reading"),
-            Some(self.user_id.clone())
-        );
+
+        // A revoked family answers without changing: present every token it
+        // issued. Once revoked for reuse, each must be recognised as the
+        // family's (the tombstone, its owner and every retired token are still
+        // recorded), where a forged one is merely invalid.
+        if m.revoked.is_some() {
+            for j in 0..self.model.tokens.len() {
+                self.present(j).await?;
+            }
+            let forged = forged_token(&self.session_id);
+            let got = self.engine().rotate_refresh_token(&forged).await;
+            prop_assert!(
+                matches!(got, Err(EngineError::InvalidRefreshToken)),
+                "a forged token of a revoked family is invalid, got {:?}",
+                got.map(|r| r.refresh_token)
+            );
+        }
         Ok(())
     }
 }
@@ -398,43 +414,46 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let user = plain_user(&engine).await;
         let (session_id, first) = dashboard_login(&engine, &user.id).await;
         let mut case = Case {
-            engine,
+            engine: Some(engine),
             clock,
+            dir,
             user_id: user.id.clone(),
             session_id,
             model: Model::new(common::T0, first),
         };
-        case.check_storage("login")?;
+        case.check_storage("login").await?;
         for (n, op) in ops.iter().enumerate() {
             case.apply(op).await?;
-            case.check_storage(&format!("op {n} ({op:?})"))?;
+            case.check_storage(&format!("op {n} ({op:?})")).await?;
         }
         // Finally present every token ever issued, oldest first: whatever state the
         // family is in, each answer must still follow the rules.
         for i in 0..case.model.tokens.len() {
             case.present(i).await?;
-            case.check_storage(&format!("final presentation of #{i}"))?;
+            case.check_storage(&format!("final presentation of #{i}"))
+                .await?;
         }
         // Once revoked (the sweep above revokes any live family that issued more
         // than one token), nothing works any more.
         if case.model.revoked.is_some() {
             for i in 0..case.model.tokens.len() {
                 let got = case
-                    .engine
+                    .engine()
                     .rotate_refresh_token(&case.model.tokens[i])
                     .await;
                 prop_assert!(got.is_err(), "token #{} works after revocation", i);
             }
             prop_assert!(case
-                .engine
+                .engine()
                 .list_sessions(&user.id)
                 .await
                 .unwrap()
                 .is_empty());
         }
         let detections = case
-            .engine
+            .engine()
             .recent_audit_events(10_000)
+            .await
             .unwrap()
             .into_iter()
             .filter(|e| {
@@ -447,9 +466,8 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
             case.model.reuse_detections,
             "audited reuse detections"
         );
-        case.engine.shutdown().await.expect("shutting down");
+        case.engine().shutdown().await.expect("shutting down");
         drop(case);
-        drop(dir);
         Ok(())
     })
 }
@@ -484,17 +502,17 @@ async fn grace_never_reaches_back_past_the_immediate_predecessor() {
         h.engine.rotate_refresh_token(&t0).await,
         Err(EngineError::RefreshTokenReused)
     ));
-    let family = h.store().family(&sid).unwrap().unwrap();
-    assert_eq!(family.revoked, Some(FamilyRevocation::Reuse));
+    let family = h.engine.stored_refresh_family(&sid).await.unwrap().unwrap();
+    assert_eq!(family.revoked, Some(Revocation::Reuse));
     assert_eq!(family.generation, 2);
-    assert!(h.store().sessions_of(&user.id).unwrap().is_empty());
+    assert!(h.engine.stored_sessions(&user.id).await.unwrap().is_empty());
     for token in [&t2, &t1, &t0] {
         assert!(matches!(
             h.engine.rotate_refresh_token(token).await,
             Err(EngineError::RefreshTokenReused)
         ));
     }
-    let audited = h.engine.recent_audit_events(10).unwrap();
+    let audited = h.engine.recent_audit_events(10).await.unwrap();
     assert!(audited
         .iter()
         .any(|e| e.kind == "refresh_reuse_detected" && e.session_id.as_deref() == Some(&sid)));
@@ -520,7 +538,14 @@ async fn the_predecessor_after_the_grace_window_is_reuse() {
         h.engine.rotate_refresh_token(&t1).await,
         Err(EngineError::RefreshTokenReused)
     ));
-    let family = h.store().family(&sid).unwrap().unwrap();
-    assert_eq!(family.revoked, Some(FamilyRevocation::Reuse));
-    assert_eq!(family.current, hash_of(&t1));
+    let family = h.engine.stored_refresh_family(&sid).await.unwrap().unwrap();
+    assert_eq!(family.revoked, Some(Revocation::Reuse));
+    // The replay inside the window changed nothing: t1 stayed the current token.
+    assert_eq!(family.generation, 1);
+    assert_eq!(family.last_rotated_at, common::T0);
+    // Both tokens are the family's (reuse, above); a token it never issued is not.
+    assert!(matches!(
+        h.engine.rotate_refresh_token(&forged_token(&sid)).await,
+        Err(EngineError::InvalidRefreshToken)
+    ));
 }

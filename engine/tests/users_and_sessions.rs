@@ -11,12 +11,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::{
-    dashboard_login, forged_token, hash_of, new_session, open_store, plain_user, rotated, Harness,
+    dashboard_login, forged_token, new_session, open_engine, plain_user, restart, rotated, Harness,
     T0,
 };
 use tachigo_engine::clock::{Clock, ManualClock, SystemClock};
-use tachigo_engine::storage::FamilyRevocation;
-use tachigo_engine::{Engine, EngineError, NewUser, ProviderIdentity, RevokeScope, Surface};
+use tachigo_engine::{
+    Engine, EngineError, NewUser, ProviderIdentity, Revocation, RevokeScope, Session, Surface,
+};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -44,12 +45,25 @@ fn with_password(email: &str, password: &str) -> NewUser {
     }
 }
 
-fn audit_kinds(engine: &Engine) -> Vec<String> {
+async fn audit_kinds(engine: &Engine) -> Vec<String> {
     engine
         .recent_audit_events(1_000)
+        .await
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
+        .collect()
+}
+
+async fn stored_sessions(engine: &Engine, user_id: &str) -> Vec<Session> {
+    engine.stored_sessions(user_id).await.unwrap()
+}
+
+async fn stored_session_ids(engine: &Engine, user_id: &str) -> HashSet<String> {
+    stored_sessions(engine, user_id)
+        .await
+        .into_iter()
+        .map(|s| s.id)
         .collect()
 }
 
@@ -62,10 +76,13 @@ async fn an_email_is_registered_once() {
         .await
         .unwrap();
     assert_eq!(user.email.as_deref(), Some("ada@example.com"));
-    assert!(user.password_hash.is_some());
-    assert_eq!(h.store().user(&user.id).unwrap(), Some(user.clone()));
+    assert!(user.has_password);
     assert_eq!(
-        h.store().user_id_by_email("ada@example.com").unwrap(),
+        h.engine.stored_user(&user.id).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        h.engine.user_id_by_email("ada@example.com").await.unwrap(),
         Some(user.id.clone())
     );
 
@@ -92,12 +109,17 @@ async fn an_email_is_registered_once() {
         "{invalid:?}"
     );
 
-    assert_eq!(h.store().user_count(), 1, "nothing was stored twice");
     assert_eq!(
-        h.store().find_users_by_email("ada", 10).unwrap(),
+        h.engine.user_count().await.unwrap(),
+        1,
+        "nothing was stored twice"
+    );
+    assert_eq!(
+        h.engine.find_users_by_email("ada", 10).await.unwrap(),
         vec![user.clone()]
     );
     let created = audit_kinds(&h.engine)
+        .await
         .iter()
         .filter(|k| *k == "user_created")
         .count();
@@ -121,10 +143,10 @@ async fn weak_passwords_are_refused_and_nothing_is_stored() {
             matches!(got, Err(EngineError::WeakPassword(_))),
             "{password:?} was accepted: {got:?}"
         );
-        assert_eq!(h.engine.user_id_by_email(email).unwrap(), None);
+        assert_eq!(h.engine.user_id_by_email(email).await.unwrap(), None);
     }
-    assert_eq!(h.store().user_count(), 0);
-    assert!(audit_kinds(&h.engine).is_empty());
+    assert_eq!(h.engine.user_count().await.unwrap(), 0);
+    assert!(audit_kinds(&h.engine).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +187,7 @@ async fn verify_password_accepts_only_the_right_password() {
         );
     }
     // Checking changes nothing.
-    assert_eq!(h.store().user(&user.id).unwrap(), Some(user));
+    assert_eq!(h.engine.stored_user(&user.id).await.unwrap(), Some(user));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,12 +212,12 @@ async fn find_or_create_by_account_is_idempotent() {
         assert!(!created);
         assert_eq!(again, first);
     }
-    assert_eq!(h.store().user_count(), 1);
+    assert_eq!(h.engine.user_count().await.unwrap(), 1);
     assert_eq!(
-        h.store().user_id_by_account("google", "g-42").unwrap(),
+        h.engine.user_id_by_account("google", "g-42").await.unwrap(),
         Some(first.id.clone())
     );
-    assert_eq!(h.store().user(&first.id).unwrap(), Some(first));
+    assert_eq!(h.engine.stored_user(&first.id).await.unwrap(), Some(first));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,16 +241,28 @@ async fn concurrent_first_sign_ins_of_one_account_make_one_user() {
     assert_eq!(ids.len(), 1, "one user for one provider account");
     assert_eq!(created, 1, "exactly one sign-in created it");
     let id = ids.into_iter().next().unwrap();
-    assert_eq!(h.store().user_count(), 1);
+    assert_eq!(h.engine.user_count().await.unwrap(), 1);
     assert_eq!(
-        h.store().user_id_by_account("twitch", "tw-7").unwrap(),
+        h.engine.user_id_by_account("twitch", "tw-7").await.unwrap(),
         Some(id.clone())
     );
     assert_eq!(
-        h.store().user_id_by_email("racer@example.com").unwrap(),
+        h.engine
+            .user_id_by_email("racer@example.com")
+            .await
+            .unwrap(),
         Some(id.clone())
     );
-    assert_eq!(h.store().user(&id).unwrap().unwrap().accounts.len(), 1);
+    assert_eq!(
+        h.engine
+            .stored_user(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .accounts
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,14 +285,14 @@ async fn a_provider_joins_a_user_by_email_only_when_verified_and_allowed() {
         "{refused:?}"
     );
     assert_eq!(
-        h.store().user_id_by_account("twitch", "tw-1").unwrap(),
+        h.engine.user_id_by_account("twitch", "tw-1").await.unwrap(),
         None
     );
     assert_eq!(
-        h.store().user(&existing.id).unwrap(),
+        h.engine.stored_user(&existing.id).await.unwrap(),
         Some(existing.clone())
     );
-    assert_eq!(h.store().user_count(), 1);
+    assert_eq!(h.engine.user_count().await.unwrap(), 1);
 
     // An unverified email is never used to find a user: the identity does not join
     // the existing user (it gets a user of its own, without that email).
@@ -273,11 +307,11 @@ async fn a_provider_joins_a_user_by_email_only_when_verified_and_allowed() {
     assert_eq!(other.email, None);
     assert!(!other.email_verified);
     assert_eq!(
-        h.store().user(&existing.id).unwrap(),
+        h.engine.stored_user(&existing.id).await.unwrap(),
         Some(existing.clone())
     );
     assert_eq!(
-        h.store().user_id_by_email("kim@example.com").unwrap(),
+        h.engine.user_id_by_email("kim@example.com").await.unwrap(),
         Some(existing.id.clone())
     );
 
@@ -299,11 +333,11 @@ async fn a_provider_joins_a_user_by_email_only_when_verified_and_allowed() {
         "{refused:?}"
     );
     assert_eq!(
-        h.store().user_id_by_account("twitch", "tw-2").unwrap(),
+        h.engine.user_id_by_account("twitch", "tw-2").await.unwrap(),
         None
     );
     assert_eq!(
-        h.store().user(&unverified_owner.id).unwrap(),
+        h.engine.stored_user(&unverified_owner.id).await.unwrap(),
         Some(unverified_owner)
     );
 
@@ -322,12 +356,17 @@ async fn a_provider_joins_a_user_by_email_only_when_verified_and_allowed() {
         .collect();
     assert_eq!(providers, vec!["google", "twitch"]);
     assert_eq!(
-        h.store().user_id_by_account("twitch", "tw-1").unwrap(),
+        h.engine.user_id_by_account("twitch", "tw-1").await.unwrap(),
         Some(existing.id.clone())
     );
-    assert_eq!(h.store().user(&existing.id).unwrap(), Some(joined));
-    assert_eq!(h.store().user_count(), 3);
-    assert!(audit_kinds(&h.engine).contains(&"account_linked".to_string()));
+    assert_eq!(
+        h.engine.stored_user(&existing.id).await.unwrap(),
+        Some(joined)
+    );
+    assert_eq!(h.engine.user_count().await.unwrap(), 3);
+    assert!(audit_kinds(&h.engine)
+        .await
+        .contains(&"account_linked".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,9 +382,12 @@ async fn the_last_way_to_sign_in_cannot_be_unlinked() {
         matches!(refused, Err(EngineError::LastSignInMethod)),
         "{refused:?}"
     );
-    assert_eq!(h.store().user(&user.id).unwrap(), Some(user.clone()));
     assert_eq!(
-        h.store().user_id_by_account("google", "g-1").unwrap(),
+        h.engine.stored_user(&user.id).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        h.engine.user_id_by_account("google", "g-1").await.unwrap(),
         Some(user.id.clone())
     );
 
@@ -361,8 +403,9 @@ async fn the_last_way_to_sign_in_cannot_be_unlinked() {
     let taken = h.engine.link_account(&someone_else.id, &twitch).await;
     assert!(matches!(taken, Err(EngineError::AccountTaken)), "{taken:?}");
     assert!(h
-        .store()
-        .user(&someone_else.id)
+        .engine
+        .stored_user(&someone_else.id)
+        .await
         .unwrap()
         .unwrap()
         .accounts
@@ -380,14 +423,23 @@ async fn the_last_way_to_sign_in_cannot_be_unlinked() {
         .await
         .unwrap();
     assert_eq!(unlinked.accounts.len(), 1);
-    assert_eq!(h.store().user_id_by_account("google", "g-1").unwrap(), None);
-    assert_eq!(h.store().user(&user.id).unwrap(), Some(unlinked.clone()));
+    assert_eq!(
+        h.engine.user_id_by_account("google", "g-1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        h.engine.stored_user(&user.id).await.unwrap(),
+        Some(unlinked.clone())
+    );
     let refused = h.engine.unlink_account(&user.id, "twitch", None).await;
     assert!(
         matches!(refused, Err(EngineError::LastSignInMethod)),
         "{refused:?}"
     );
-    assert_eq!(h.store().user(&user.id).unwrap(), Some(unlinked));
+    assert_eq!(
+        h.engine.stored_user(&user.id).await.unwrap(),
+        Some(unlinked)
+    );
 
     // A password counts as a way to sign in.
     let with_pw = h
@@ -405,7 +457,10 @@ async fn the_last_way_to_sign_in_cannot_be_unlinked() {
         .await
         .unwrap();
     assert!(left.accounts.is_empty());
-    assert_eq!(h.store().user_id_by_account("google", "g-2").unwrap(), None);
+    assert_eq!(
+        h.engine.user_id_by_account("google", "g-2").await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,13 +473,16 @@ async fn roles_are_validated_sorted_and_stored() {
         .await
         .unwrap();
     assert_eq!(updated.roles, vec!["admin".to_string(), "ops".to_string()]);
-    assert_eq!(h.store().user(&user.id).unwrap(), Some(updated.clone()));
+    assert_eq!(
+        h.engine.stored_user(&user.id).await.unwrap(),
+        Some(updated.clone())
+    );
     assert!(h
         .engine
         .set_roles(&user.id, vec!["Not A Role".into()])
         .await
         .is_err());
-    assert_eq!(h.store().user(&user.id).unwrap(), Some(updated));
+    assert_eq!(h.engine.stored_user(&user.id).await.unwrap(), Some(updated));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,15 +502,7 @@ async fn revocation_ends_exactly_the_sessions_in_scope() {
         .await
         .unwrap();
     assert!(ext.token.is_none());
-    let stored_ids = |h: &Harness| -> HashSet<String> {
-        h.store()
-            .sessions_of(&user.id)
-            .unwrap()
-            .into_iter()
-            .map(|s| s.id)
-            .collect()
-    };
-    assert_eq!(stored_ids(&h).len(), 3);
+    assert_eq!(stored_session_ids(&h.engine, &user.id).await.len(), 3);
 
     let unknown = h
         .engine
@@ -462,7 +512,7 @@ async fn revocation_ends_exactly_the_sessions_in_scope() {
         matches!(unknown, Err(EngineError::SessionNotFound)),
         "{unknown:?}"
     );
-    assert_eq!(stored_ids(&h).len(), 3);
+    assert_eq!(stored_session_ids(&h.engine, &user.id).await.len(), 3);
 
     let ended = h
         .engine
@@ -470,8 +520,19 @@ async fn revocation_ends_exactly_the_sessions_in_scope() {
         .await
         .unwrap();
     assert_eq!(ended, vec![web.session.id.clone()]);
-    assert!(!stored_ids(&h).contains(&web.session.id));
-    assert_eq!(h.store().session_owner(&web.session.id).unwrap(), None);
+    assert!(!stored_session_ids(&h.engine, &user.id)
+        .await
+        .contains(&web.session.id));
+    // Gone for good: it cannot be revoked again (the session→owner index is
+    // storage's own and not visible through the engine).
+    let again = h
+        .engine
+        .revoke_sessions(&user.id, RevokeScope::One(web.session.id.clone()))
+        .await;
+    assert!(
+        matches!(again, Err(EngineError::SessionNotFound)),
+        "{again:?}"
+    );
     assert!(matches!(
         h.engine.session_by_token(&cookie).await,
         Err(EngineError::SessionInvalid)
@@ -487,7 +548,10 @@ async fn revocation_ends_exactly_the_sessions_in_scope() {
         .await
         .unwrap();
     assert_eq!(ended, vec![ext.session.id.clone()]);
-    assert_eq!(stored_ids(&h), HashSet::from([dash_id.clone()]));
+    assert_eq!(
+        stored_session_ids(&h.engine, &user.id).await,
+        HashSet::from([dash_id.clone()])
+    );
     assert!(h.engine.live_session(&user.id, &dash_id).await.is_ok());
     assert!(matches!(
         h.engine.live_session(&user.id, &ext.session.id).await,
@@ -506,15 +570,22 @@ async fn revocation_ends_exactly_the_sessions_in_scope() {
         .await
         .unwrap();
     assert_eq!(ended, vec![dash_id.clone()]);
-    assert!(stored_ids(&h).is_empty());
+    assert!(stored_session_ids(&h.engine, &user.id).await.is_empty());
     assert!(h.engine.list_sessions(&user.id).await.unwrap().is_empty());
-    let family = h.store().family(&dash_id).unwrap().unwrap();
-    assert_eq!(family.revoked, Some(FamilyRevocation::Revoked));
+    let family = h
+        .engine
+        .stored_refresh_family(&dash_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(family.revoked, Some(Revocation::Revoked));
     assert!(matches!(
         h.engine.rotate_refresh_token(&refresh).await,
         Err(EngineError::InvalidRefreshToken)
     ));
-    assert!(audit_kinds(&h.engine).contains(&"all_sessions_revoked".to_string()));
+    assert!(audit_kinds(&h.engine)
+        .await
+        .contains(&"all_sessions_revoked".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,12 +602,19 @@ async fn logout_revokes_the_family_and_is_idempotent() {
         .await
         .unwrap());
     assert!(!h.engine.logout_refresh_token("garbage").await.unwrap());
-    assert!(h.store().family(&sid).unwrap().unwrap().revoked.is_none());
+    assert!(h
+        .engine
+        .stored_refresh_family(&sid)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked
+        .is_none());
 
     assert!(h.engine.logout_refresh_token(&t1).await.unwrap());
     assert!(!h.engine.logout_refresh_token(&t1).await.unwrap());
-    let family = h.store().family(&sid).unwrap().unwrap();
-    assert_eq!(family.revoked, Some(FamilyRevocation::Revoked));
+    let family = h.engine.stored_refresh_family(&sid).await.unwrap().unwrap();
+    assert_eq!(family.revoked, Some(Revocation::Revoked));
     for token in [&t1, &t0] {
         assert!(matches!(
             h.engine.rotate_refresh_token(token).await,
@@ -545,8 +623,9 @@ async fn logout_revokes_the_family_and_is_idempotent() {
     }
     // The other login is untouched.
     let stored: Vec<String> = h
-        .store()
-        .sessions_of(&user.id)
+        .engine
+        .stored_sessions(&user.id)
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.id)
@@ -576,11 +655,21 @@ async fn refresh_families_expire_when_idle_and_at_their_absolute_limit() {
         h.engine.rotate_refresh_token(&idle_token).await,
         Err(EngineError::InvalidRefreshToken)
     ));
-    let idle_family = h.store().family(&idle_sid).unwrap().unwrap();
+    let idle_family = h
+        .engine
+        .stored_refresh_family(&idle_sid)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(idle_family.revoked, None, "expiry is not revocation");
     assert_eq!(idle_family.generation, 0);
 
-    let busy = h.store().family(&busy_sid).unwrap().unwrap();
+    let busy = h
+        .engine
+        .stored_refresh_family(&busy_sid)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         busy.idle_expires_at,
         T0 + 25_000,
@@ -593,7 +682,15 @@ async fn refresh_families_expire_when_idle_and_at_their_absolute_limit() {
         h.engine.rotate_refresh_token(&busy_token).await,
         Err(EngineError::InvalidRefreshToken)
     ));
-    assert_eq!(h.store().family(&busy_sid).unwrap().unwrap().generation, 3);
+    assert_eq!(
+        h.engine
+            .stored_refresh_family(&busy_sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .generation,
+        3
+    );
     assert!(h.engine.list_sessions(&user.id).await.unwrap().is_empty());
 }
 
@@ -609,8 +706,7 @@ async fn web_sessions_slide_their_expiry_once_older_than_update_age() {
         .await
         .unwrap();
     let cookie = web.token.unwrap();
-    let stored = |h: &Harness| h.store().sessions_of(&user.id).unwrap();
-    let original = stored(&h);
+    let original = stored_sessions(&h.engine, &user.id).await;
     assert_eq!(original.len(), 1);
     assert_eq!(original[0].expires_at, T0 + ttl);
 
@@ -621,7 +717,7 @@ async fn web_sessions_slide_their_expiry_once_older_than_update_age() {
     let read = h.engine.session_by_token(&cookie).await.unwrap();
     assert!(!read.renewed, "younger than update_age: no renewal");
     assert_eq!(
-        stored(&h),
+        stored_sessions(&h.engine, &user.id).await,
         original,
         "storage is unchanged before update_age"
     );
@@ -631,7 +727,7 @@ async fn web_sessions_slide_their_expiry_once_older_than_update_age() {
     let read = h.engine.session_by_token(&cookie).await.unwrap();
     assert!(read.renewed);
     assert_eq!(read.session.expires_at, now + ttl);
-    let renewed = stored(&h);
+    let renewed = stored_sessions(&h.engine, &user.id).await;
     assert_eq!(renewed[0].expires_at, now + ttl);
     assert_eq!(renewed[0].updated_at, now);
     assert_eq!(renewed[0].created_at, T0);
@@ -639,7 +735,7 @@ async fn web_sessions_slide_their_expiry_once_older_than_update_age() {
     // Just renewed: the next read does not renew again.
     let read = h.engine.session_by_token(&cookie).await.unwrap();
     assert!(!read.renewed);
-    assert_eq!(stored(&h), renewed);
+    assert_eq!(stored_sessions(&h.engine, &user.id).await, renewed);
 
     // A wrong secret for the right session is refused and changes nothing.
     assert!(matches!(
@@ -654,7 +750,7 @@ async fn web_sessions_slide_their_expiry_once_older_than_update_age() {
         h.engine.session_by_token(&cookie).await,
         Err(EngineError::SessionInvalid)
     ));
-    assert_eq!(stored(&h), renewed);
+    assert_eq!(stored_sessions(&h.engine, &user.id).await, renewed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -663,9 +759,7 @@ async fn state_survives_an_engine_restart() {
     // Access tokens are minted on the engine's clock but their `exp` is checked
     // against the system clock, so this clock starts at the real time.
     let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
-    let engine = Engine::start_with_clock(open_store(dir.path()), common::options(), clock.clone())
-        .await
-        .unwrap();
+    let engine = open_engine(dir.path(), common::options(), clock.clone()).await;
     let user = engine
         .create_user(with_password("restart@example.com", PASSWORD))
         .await
@@ -697,14 +791,22 @@ async fn state_survives_an_engine_restart() {
         &user.roles,
         Default::default(),
     );
-    let family_before = engine.store().family(&sid).unwrap().unwrap();
-    engine.shutdown().await.unwrap();
-    drop(engine);
+    let family_before = engine.stored_refresh_family(&sid).await.unwrap().unwrap();
+    assert_eq!(family_before.generation, 2);
+    let user_before = engine.stored_user(&user.id).await.unwrap().unwrap();
+    let sessions_before = engine.stored_sessions(&user.id).await.unwrap();
+    assert_eq!(sessions_before.len(), 2);
 
     clock.advance_ms(60_000);
-    let engine = Engine::start_with_clock(open_store(dir.path()), common::options(), clock.clone())
-        .await
-        .unwrap();
+    let engine = restart(engine, dir.path(), common::options(), clock.clone()).await;
+    assert_eq!(
+        engine.stored_user(&user.id).await.unwrap(),
+        Some(user_before)
+    );
+    assert_eq!(
+        engine.stored_sessions(&user.id).await.unwrap(),
+        sessions_before
+    );
     assert_eq!(engine.user(&user.id).await.unwrap(), user);
     assert_eq!(
         engine
@@ -714,7 +816,10 @@ async fn state_survives_an_engine_restart() {
             .id,
         user.id
     );
-    assert_eq!(engine.store().family(&sid).unwrap().unwrap(), family_before);
+    assert_eq!(
+        engine.stored_refresh_family(&sid).await.unwrap().unwrap(),
+        family_before
+    );
     let listed: HashSet<String> = engine
         .list_sessions(&user.id)
         .await
@@ -734,18 +839,39 @@ async fn state_survives_an_engine_restart() {
     // The refresh family continues where it stopped.
     let t3 = engine.rotate_refresh_token(&t2).await.unwrap();
     assert!(!t3.grace);
-    let family = engine.store().family(&sid).unwrap().unwrap();
+    let family = engine.stored_refresh_family(&sid).await.unwrap().unwrap();
     assert_eq!(family.generation, 3);
-    assert_eq!(family.current, hash_of(&t3.refresh_token));
+    assert_eq!(family.revoked, None);
+    // t3 is the new current token: t2, now its predecessor, is answered with it.
+    let replay = engine.rotate_refresh_token(&t2).await.unwrap();
+    assert!(replay.grace);
+    assert_eq!(replay.refresh_token, t3.refresh_token);
     // A token retired before the restart is still recognised as reuse.
     assert!(matches!(
         engine.rotate_refresh_token(&t0).await,
         Err(EngineError::RefreshTokenReused)
     ));
     assert_eq!(
-        engine.store().family(&sid).unwrap().unwrap().revoked,
-        Some(FamilyRevocation::Reuse)
+        engine
+            .stored_refresh_family(&sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked,
+        Some(Revocation::Reuse)
     );
+    // Every token of the family, from before and after the restart, is known
+    // to it: each is now reuse, where a token it never issued is merely invalid.
+    for token in [&t0, &t1, &t2, &t3.refresh_token] {
+        assert!(matches!(
+            engine.rotate_refresh_token(token).await,
+            Err(EngineError::RefreshTokenReused)
+        ));
+    }
+    assert!(matches!(
+        engine.rotate_refresh_token(&forged_token(&sid)).await,
+        Err(EngineError::InvalidRefreshToken)
+    ));
     engine.shutdown().await.unwrap();
 }
 
@@ -759,7 +885,7 @@ async fn an_unknown_user_is_user_not_found_and_leaves_no_actor() {
         assert!(matches!(got, Err(EngineError::UserNotFound)), "{got:?}");
     }
     assert_eq!(h.engine.live_actors(), 0);
-    assert_eq!(h.store().user_count(), 0);
+    assert_eq!(h.engine.user_count().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -797,7 +923,7 @@ async fn a_panel_session_is_reused_per_channel_and_renewed_past_half_its_life() 
         .unwrap();
     assert_eq!(renewed.session.id, first.session.id);
     assert_eq!(renewed.session.expires_at, h.clock.now_ms() + ttl);
-    let stored = h.store().sessions_of(&user.id).unwrap();
+    let stored = h.engine.stored_sessions(&user.id).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(
         stored[0].expires_at, renewed.session.expires_at,

@@ -1,10 +1,8 @@
 //! `tachigo-auth keys rotate`: a new signing key; the old one stays published
 //! until its last token has expired.
 
+use super::{open_engine, Common};
 use clap::Subcommand;
-use tachigo_engine::keyring::KeyRing;
-
-use super::Common;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -18,13 +16,10 @@ pub enum KeysCommand {
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Rotate { common } => {
-            let config = common.load()?;
-            let store = crate::server::open_store(&config)?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_millis() as i64;
-            let kid = KeyRing::rotate(&store, now).await?;
-            store.flush_blocking()?;
+            let engine = open_engine(&common).await?;
+            let rotated = engine.rotate_signing_key().await;
+            engine.shutdown().await?;
+            let kid = rotated?;
             println!("new signing key {kid} is active; restart the server to use it");
         }
     }

@@ -5,6 +5,7 @@
 mod keys;
 mod serve;
 mod sessions;
+mod store;
 mod user;
 
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tachigo_engine::config::{self, Config};
-use tachigo_engine::{Engine, EngineOptions};
+use tachigo_engine::Engine;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,24 +75,34 @@ pub enum Command {
     /// Manage the JWT signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Move data between stores.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Runs a command; the error, if any, is printed by `main`.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
-        Command::Check { common } => check(&common),
+        Command::Check { common } => check(&common).await,
         Command::User(cmd) => user::run(cmd).await,
         Command::Sessions(cmd) => sessions::run(cmd).await,
         Command::Keys(cmd) => keys::run(cmd).await,
+        Command::Store(cmd) => store::run(cmd).await,
     }
 }
 
-fn check(common: &Common) -> anyhow::Result<()> {
+async fn check(common: &Common) -> anyhow::Result<()> {
     let config = common.load()?;
-    let verdict = config::deployment::check(&config);
+    let mut verdict = config::deployment::check(&config);
     for warning in &verdict.warnings {
         println!("warning: {warning}");
+    }
+    let storage = tachigo_engine::store_admin::check_storage(&config).await;
+    if storage.ok {
+        println!("{}", storage.summary);
+    } else {
+        verdict.errors.push(storage.summary);
     }
     if verdict.is_ok() {
         println!("ok: the configuration can be deployed as written");
@@ -107,16 +118,14 @@ fn check(common: &Common) -> anyhow::Result<()> {
 /// An engine over the data directory, for one operator command.
 pub(crate) async fn open_engine(common: &Common) -> anyhow::Result<Engine> {
     let config = common.load()?;
-    let store = crate::server::open_store(&config)?;
-    Engine::start(store, EngineOptions::from_config(&config))
-        .await
-        .context("starting the engine")
+    Engine::open(&config).await.context("opening storage")
 }
 
 /// The id of the user with `email`, or a clear error.
-pub(crate) fn user_id_for(engine: &Engine, email: &str) -> anyhow::Result<String> {
+pub(crate) async fn user_id_for(engine: &Engine, email: &str) -> anyhow::Result<String> {
     engine
         .user_id_by_email(email)
+        .await
         .with_context(|| format!("`{email}` is not a valid email address"))?
         .with_context(|| format!("no user has the email `{email}`"))
 }

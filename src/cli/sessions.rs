@@ -32,7 +32,7 @@ pub async fn run(cmd: SessionsCommand) -> anyhow::Result<()> {
         SessionsCommand::List { common, email } => {
             let engine = open_engine(&common).await?;
             let result = async {
-                let id = user_id_for(&engine, &email)?;
+                let id = user_id_for(&engine, &email).await?;
                 Ok::<_, anyhow::Error>(engine.list_sessions(&id).await?)
             }
             .await;
@@ -63,7 +63,7 @@ pub async fn run(cmd: SessionsCommand) -> anyhow::Result<()> {
             }
             let engine = open_engine(&common).await?;
             let result = async {
-                let user_id = user_id_for(&engine, &email)?;
+                let user_id = user_id_for(&engine, &email).await?;
                 let scope = id.clone().map_or(RevokeScope::All, RevokeScope::One);
                 engine
                     .revoke_sessions(&user_id, scope)

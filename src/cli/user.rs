@@ -98,7 +98,7 @@ pub async fn run(cmd: UserCommand) -> anyhow::Result<()> {
             }
             let engine = open_engine(&common).await?;
             let result = async {
-                let id = user_id_for(&engine, &email)?;
+                let id = user_id_for(&engine, &email).await?;
                 Ok::<_, anyhow::Error>(engine.set_roles(&id, roles).await?)
             }
             .await;

@@ -1,4 +1,5 @@
 //! The storage error type: what a caller can act on, with the cause attached.
+//! Callers match on variants, never on message text.
 
 use thiserror::Error;
 
@@ -9,14 +10,24 @@ pub enum StorageError {
     Locked { dir: String },
     #[error("storage I/O error: {0}")]
     Sled(#[from] sled::Error),
+    /// The database server could not be reached, or did not answer in time.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error.
+    #[error("database error: {0}")]
+    Backend(String),
+    /// The database was migrated by a newer release than this one.
+    #[error("the database schema is at version {found}, newer than this build's {known}; run a release that knows it (or restore a backup)")]
+    SchemaTooNew { found: i64, known: i64 },
     #[error("a stored record could not be decoded: {0}")]
     Corrupt(String),
     #[error("the email address is already registered")]
     EmailTaken,
     #[error("the provider account is already linked to another user")]
     AccountTaken,
-    #[error("no such record")]
-    NotFound,
+    /// An import target already holds data.
+    #[error("the target store is not empty: it already holds {0}")]
+    NotEmpty(String),
     #[error("the durability flusher has stopped; the database is closing")]
     FlusherStopped,
 }

@@ -1,20 +1,28 @@
-//! Durable storage for tachigo-auth: sled trees holding users, linked accounts,
-//! sessions, refresh families, OAuth states, signing keys and the audit log.
+//! Durable storage for tachigo-auth behind one seam, the [`Store`] trait:
+//! users, linked accounts, sessions, refresh families, OAuth states, signing
+//! keys and the audit log.
 //!
-//! Every mutating call returns only once its write is durable (group commit, see
-//! [`group_commit`]); every value is a versioned bincode record (see [`codec`]).
-//! Nothing above this crate opens a sled tree.
+//! Two backends implement it: embedded sled ([`sled_store`], the default, one
+//! node) and shared PostgreSQL ([`postgres`], several nodes). [`open`] picks one
+//! from a [`StoreConfig`]. Every mutating call returns only once its change is
+//! durable; every value is a versioned bincode record (see [`codec`]). Nothing
+//! above this crate names a backend.
 
 pub mod codec;
 mod error;
-pub mod group_commit;
+mod open;
+pub mod postgres;
 pub mod records;
+mod release;
+pub mod sled_store;
 mod store;
 
 pub use error::StorageError;
-pub use group_commit::Durability;
+pub use open::{open, PostgresConfig, StoreConfig};
+pub use postgres::{check, redacted_url, PostgresStore, SchemaStatus};
 pub use records::*;
-pub use store::{ReleaseWatch, Store, StoreOptions};
+pub use release::ReleaseWatch;
+pub use store::{RotationOutcome, Snapshot, Store};
 
 /// Milliseconds since the Unix epoch: the one clock unit stored in records.
 pub type UnixMillis = i64;

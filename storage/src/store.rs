@@ -1,627 +1,198 @@
-//! [`Store`]: the typed API over the sled trees, one method per kind of change.
+//! [`Store`]: the one seam between the engine and durable storage, one method
+//! per kind of change. Two backends implement it: embedded sled
+//! ([`crate::sled_store`]) and shared PostgreSQL ([`crate::postgres`]).
 //!
-//! Changes that touch several trees run in one sled transaction, so a crash
-//! never leaves an index pointing at nothing. Every mutating method awaits
-//! durability before it returns.
+//! Every mutating method returns only once its change is durable, and a change
+//! that touches several records is all-or-nothing. Reads never turn a failure
+//! into "not found": an `Err` is a failed read, `Ok(None)` is a real absence.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use async_trait::async_trait;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Transactional, Tree};
-
-use crate::codec::{decode, encode};
 use crate::records::*;
-use crate::{Durability, StorageError, UnixMillis};
+use crate::{StorageError, UnixMillis};
 
-/// How to open the database.
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    pub path: PathBuf,
-    /// `false` only for throw-away benchmarks: writes are acknowledged before they are durable.
-    pub durable: bool,
+/// What a conditional family write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// The successor is stored: the family was still at the expected generation.
+    Committed,
+    /// Someone else changed the family first (another rotation or a revocation):
+    /// nothing was written; read the family again.
+    Conflict,
 }
 
-/// The handle to every tree. Cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    db: sled::Db,
-    /// Shared by every handle and by the flusher thread, which drops it only
-    /// after its own database handle: see [`Store::release_watch`].
-    handles: Arc<()>,
-    durability: Durability,
-    /// Whether the last flush succeeded (always true without group commit).
-    healthy: Arc<AtomicBool>,
-    /// Entries of `oauth_states`, kept here because `Tree::len` is a scan.
-    pending_oauth_states: Arc<AtomicUsize>,
-    users: Tree,
-    emails: Tree,
-    accounts: Tree,
-    sessions: Tree,
-    session_owners: Tree,
-    families: Tree,
-    retired_refresh: Tree,
-    oauth_states: Tree,
-    /// State hash → the session that started a link flow (see
-    /// [`OAuthStateRecord::link_session_id`]).
-    oauth_link_sessions: Tree,
-    signing_keys: Tree,
-    audit: Tree,
-}
+/// The storage seam. Implementations are cheap to share behind an `Arc`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sled"` or `"postgres"`, for logs and `check`.
+    fn backend(&self) -> &'static str;
 
-type TxResult<T> = Result<T, TransactionError<StorageError>>;
+    /// Whether the store takes durable writes, from state it keeps: O(1), no I/O.
+    fn is_healthy(&self) -> bool;
 
-fn tx_error(e: TransactionError<StorageError>) -> StorageError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StorageError::Sled(e),
-    }
-}
+    /// After a failure: tries the store now and records whether it works.
+    async fn recheck_health(&self) -> bool;
 
-fn abort<T>(e: StorageError) -> Result<T, ConflictableTransactionError<StorageError>> {
-    Err(ConflictableTransactionError::Abort(e))
-}
+    /// Makes everything acknowledged so far durable; used at shutdown.
+    async fn flush(&self) -> Result<(), StorageError>;
 
-fn account_key(provider: &str, subject: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(provider.len() + subject.len() + 1);
-    key.extend_from_slice(provider.as_bytes());
-    key.push(0);
-    key.extend_from_slice(subject.as_bytes());
-    key
-}
-
-fn session_key(user_id: &str, session_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user_id.len() + session_id.len() + 1);
-    key.extend_from_slice(user_id.as_bytes());
-    key.push(0);
-    key.extend_from_slice(session_id.as_bytes());
-    key
-}
-
-fn user_prefix(user_id: &str) -> Vec<u8> {
-    let mut key = user_id.as_bytes().to_vec();
-    key.push(0);
-    key
-}
-
-fn string_of(bytes: &[u8]) -> Result<String, StorageError> {
-    String::from_utf8(bytes.to_vec()).map_err(|e| StorageError::Corrupt(e.to_string()))
-}
-
-fn is_lock_error(e: &sled::Error) -> bool {
-    match e {
-        sled::Error::Io(io) => {
-            io.kind() == std::io::ErrorKind::WouldBlock
-                || io.to_string().contains("lock")
-                || io.raw_os_error() == Some(11)
-        }
-        _ => false,
-    }
-}
-
-impl Store {
-    /// Opens (or creates) the database in `options.path`. A lock held by a process
-    /// that is just exiting is waited for briefly; one still held after that is
-    /// [`StorageError::Locked`].
-    pub fn open(options: &StoreOptions) -> Result<Store, StorageError> {
-        std::fs::create_dir_all(&options.path).map_err(|e| StorageError::Sled(e.into()))?;
-        let mut attempts = 0;
-        let db = loop {
-            let opened = sled::Config::new()
-                .path(&options.path)
-                .mode(sled::Mode::HighThroughput)
-                // The flusher below owns durability; sled's own timer would only add fsyncs.
-                .flush_every_ms(None)
-                .open();
-            match opened {
-                Ok(db) => break db,
-                // A process that is just exiting may still hold the lock: wait briefly.
-                Err(e) if is_lock_error(&e) && attempts < 20 => {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                Err(e) if is_lock_error(&e) => {
-                    return Err(StorageError::Locked {
-                        dir: options.path.display().to_string(),
-                    })
-                }
-                Err(e) => return Err(StorageError::Sled(e)),
-            }
-        };
-        let handles = Arc::new(());
-        let healthy = Arc::new(AtomicBool::new(true));
-        let durability = if options.durable {
-            Durability::start_group_commit(db.clone(), handles.clone(), healthy.clone())
-        } else {
-            Durability::None
-        };
-        let oauth_states = db.open_tree("oauth_states")?;
-        // One scan at open; the count is kept from here on.
-        let pending_oauth_states = Arc::new(AtomicUsize::new(oauth_states.len()));
-        Ok(Store {
-            healthy,
-            pending_oauth_states,
-            users: db.open_tree("users")?,
-            emails: db.open_tree("email_index")?,
-            accounts: db.open_tree("accounts")?,
-            sessions: db.open_tree("sessions")?,
-            session_owners: db.open_tree("session_owners")?,
-            families: db.open_tree("refresh_families")?,
-            retired_refresh: db.open_tree("retired_refresh_tokens")?,
-            oauth_states,
-            oauth_link_sessions: db.open_tree("oauth_link_sessions")?,
-            signing_keys: db.open_tree("signing_keys")?,
-            audit: db.open_tree("audit")?,
-            durability,
-            handles,
-            db,
-        })
-    }
-
-    /// A watch that tells when every handle to this database (clones of this
-    /// store and the flusher thread) is gone, so its directory lock is free.
-    pub fn release_watch(&self) -> ReleaseWatch {
-        ReleaseWatch(Arc::downgrade(&self.handles))
-    }
-
-    /// Whether the database is taking durable writes: the last flush
-    /// succeeded. O(1), no disk access.
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Acquire)
-    }
-
-    /// After a failed flush: flushes now (blocking) and records whether it
-    /// worked, so readiness comes back without waiting for a write.
-    pub fn recheck_health(&self) -> bool {
-        let ok = self.db.flush().is_ok();
-        self.healthy.store(ok, Ordering::Release);
-        ok
-    }
-
-    /// Flushes everything now; used at shutdown.
-    pub fn flush_blocking(&self) -> Result<(), StorageError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    async fn durable(&self) -> Result<(), StorageError> {
-        self.durability.wait_durable().await
-    }
+    /// Whether every resource this store holds (a directory lock, connections)
+    /// has been released; true once the last handle is dropped.
+    fn release_watch(&self) -> crate::ReleaseWatch;
 
     // ----- users and their indexes -----
 
-    /// Inserts a new user and claims its email and linked accounts in one transaction.
-    pub async fn create_user(&self, user: &UserRecord) -> Result<(), StorageError> {
-        let encoded = encode(user);
-        let result: TxResult<()> =
-            (&self.users, &self.emails, &self.accounts).transaction(|(users, emails, accounts)| {
-                if let Some(email) = &user.email {
-                    if emails.get(email.as_bytes())?.is_some() {
-                        return abort(StorageError::EmailTaken);
-                    }
-                    emails.insert(email.as_bytes(), user.id.as_bytes())?;
-                }
-                for account in &user.accounts {
-                    let key = account_key(&account.provider, &account.subject);
-                    if accounts.get(&key)?.is_some() {
-                        return abort(StorageError::AccountTaken);
-                    }
-                    accounts.insert(key, user.id.as_bytes())?;
-                }
-                users.insert(user.id.as_bytes(), encoded.as_slice())?;
-                Ok(())
-            });
-        result.map_err(tx_error)?;
-        self.durable().await
-    }
+    /// Inserts a new user and claims its email and linked accounts, all or
+    /// nothing: [`StorageError::EmailTaken`] / [`StorageError::AccountTaken`].
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StorageError>;
 
     /// Replaces a user's record (profile, roles, password); indexes are unchanged.
-    pub async fn put_user(&self, user: &UserRecord) -> Result<(), StorageError> {
-        self.users.insert(user.id.as_bytes(), encode(user))?;
-        self.durable().await
-    }
+    async fn put_user(&self, user: &UserRecord) -> Result<(), StorageError>;
 
-    /// Claims (provider, subject) for `user` and stores `user`, which already lists it.
-    pub async fn link_account(
+    /// Claims (provider, subject) for `user` and stores `user`, which already
+    /// lists it; [`StorageError::AccountTaken`] when another user holds it.
+    async fn link_account(
         &self,
         user: &UserRecord,
         account: &LinkedAccount,
-    ) -> Result<(), StorageError> {
-        let encoded = encode(user);
-        let key = account_key(&account.provider, &account.subject);
-        let result: TxResult<()> =
-            (&self.users, &self.accounts).transaction(|(users, accounts)| {
-                match accounts.get(&key)? {
-                    Some(owner) if owner.as_ref() != user.id.as_bytes() => {
-                        return abort(StorageError::AccountTaken)
-                    }
-                    _ => {}
-                }
-                accounts.insert(key.as_slice(), user.id.as_bytes())?;
-                users.insert(user.id.as_bytes(), encoded.as_slice())?;
-                Ok(())
-            });
-        result.map_err(tx_error)?;
-        self.durable().await
-    }
+    ) -> Result<(), StorageError>;
 
     /// Releases (provider, subject) and stores `user`, which no longer lists it.
-    pub async fn unlink_account(
+    async fn unlink_account(
         &self,
         user: &UserRecord,
         provider: &str,
         subject: &str,
-    ) -> Result<(), StorageError> {
-        let encoded = encode(user);
-        let key = account_key(provider, subject);
-        let result: TxResult<()> =
-            (&self.users, &self.accounts).transaction(|(users, accounts)| {
-                if let Some(owner) = accounts.get(&key)? {
-                    if owner.as_ref() == user.id.as_bytes() {
-                        accounts.remove(key.as_slice())?;
-                    }
-                }
-                users.insert(user.id.as_bytes(), encoded.as_slice())?;
-                Ok(())
-            });
-        result.map_err(tx_error)?;
-        self.durable().await
-    }
+    ) -> Result<(), StorageError>;
 
-    pub fn user(&self, id: &str) -> Result<Option<UserRecord>, StorageError> {
-        self.users
-            .get(id.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
-    }
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StorageError>;
 
-    pub fn user_id_by_email(&self, email: &str) -> Result<Option<String>, StorageError> {
-        self.emails
-            .get(email.as_bytes())?
-            .map(|v| string_of(&v))
-            .transpose()
-    }
+    async fn user_id_by_email(&self, email: &str) -> Result<Option<String>, StorageError>;
 
-    pub fn user_id_by_account(
+    async fn user_id_by_account(
         &self,
         provider: &str,
         subject: &str,
-    ) -> Result<Option<String>, StorageError> {
-        self.accounts
-            .get(account_key(provider, subject))?
-            .map(|v| string_of(&v))
-            .transpose()
-    }
+    ) -> Result<Option<String>, StorageError>;
 
     /// Users whose email starts with `email_prefix`, in email order, at most `limit`.
-    pub fn find_users_by_email(
+    async fn find_users_by_email(
         &self,
         email_prefix: &str,
         limit: usize,
-    ) -> Result<Vec<UserRecord>, StorageError> {
-        let mut found = Vec::new();
-        for entry in self.emails.scan_prefix(email_prefix.as_bytes()).take(limit) {
-            let (_, id) = entry?;
-            if let Some(user) = self.user(&string_of(&id)?)? {
-                found.push(user);
-            }
-        }
-        Ok(found)
-    }
+    ) -> Result<Vec<UserRecord>, StorageError>;
 
-    pub fn user_count(&self) -> usize {
-        self.users.len()
-    }
+    /// How many users exist (a scan on sled: for operators and tests, not probes).
+    async fn user_count(&self) -> Result<u64, StorageError>;
 
     // ----- sessions and refresh families -----
 
-    /// Stores a new or changed session, its owner index, and (for dashboard logins)
-    /// its family. No transaction: the session record is written last and is what
-    /// makes the others reachable, so any subset a crash could leave before the
-    /// flush is unreachable, and nothing is acknowledged before the flush.
-    pub async fn put_session(
+    /// Stores a new or changed session, its owner index and (for dashboard
+    /// logins) its family, all or nothing.
+    async fn put_session(
         &self,
         session: &SessionRecord,
         family: Option<&FamilyRecord>,
-    ) -> Result<(), StorageError> {
-        self.session_owners
-            .insert(session.id.as_bytes(), session.user_id.as_bytes())?;
-        if let Some(f) = family {
-            self.families.insert(session.id.as_bytes(), encode(f))?;
-        }
-        self.sessions
-            .insert(session_key(&session.user_id, &session.id), encode(session))?;
-        self.durable().await
-    }
+    ) -> Result<(), StorageError>;
 
     /// Stores a family after a revocation.
-    pub async fn put_family(&self, family: &FamilyRecord) -> Result<(), StorageError> {
-        self.families
-            .insert(family.session_id.as_bytes(), encode(family))?;
-        self.durable().await
-    }
+    async fn put_family(&self, family: &FamilyRecord) -> Result<(), StorageError>;
 
-    /// Stores a family after a rotation and remembers the token it retired, so a
-    /// later replay of that token is recognised as reuse rather than a forgery.
-    /// The retired entry goes first: the family never refers to an unrecorded token.
-    pub async fn rotate_family(
+    /// Stores `next`, the rotation of the family whose stored state is
+    /// `previous`, and remembers the token `next` retired, so a later replay of
+    /// it is recognised as reuse. Conditional: it commits only while the stored
+    /// family is exactly `previous` (same generation, not revoked), so of two
+    /// processes rotating one family at once exactly one commits.
+    async fn rotate_family(
         &self,
-        family: &FamilyRecord,
+        previous: &FamilyRecord,
+        next: &FamilyRecord,
         retired: &TokenHash,
-    ) -> Result<(), StorageError> {
-        self.retired_refresh
-            .insert(retired, family.session_id.as_bytes())?;
-        self.families
-            .insert(family.session_id.as_bytes(), encode(family))?;
-        self.durable().await
-    }
+    ) -> Result<RotationOutcome, StorageError>;
 
     /// The family (session id) that retired this token hash, if any.
-    pub fn retired_token_family(&self, hash: &TokenHash) -> Result<Option<String>, StorageError> {
-        self.retired_refresh
-            .get(hash)?
-            .map(|v| string_of(&v))
-            .transpose()
-    }
+    async fn retired_token_family(&self, hash: &TokenHash) -> Result<Option<String>, StorageError>;
 
-    /// Deletes sessions of one user. A session with a refresh family keeps the family
-    /// as a revoked tombstone (so a later replay is still recognised) and its owner
-    /// index; the others lose their owner index too.
-    pub async fn remove_sessions(
+    /// Deletes sessions of one user, all or nothing. A session with a refresh
+    /// family keeps the family as a revoked tombstone (so a later replay is
+    /// still recognised) and its owner index; the others lose their owner index.
+    async fn remove_sessions(
         &self,
         user_id: &str,
         session_ids: &[String],
         revocation: FamilyRevocation,
-    ) -> Result<(), StorageError> {
-        if session_ids.is_empty() {
-            return Ok(());
-        }
-        let result: TxResult<()> = (&self.sessions, &self.session_owners, &self.families)
-            .transaction(|(sessions, owners, families)| {
-                for id in session_ids {
-                    sessions.remove(session_key(user_id, id))?;
-                    match families.get(id.as_bytes())? {
-                        Some(bytes) => {
-                            let mut family: FamilyRecord =
-                                decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
-                            if family.revoked.is_none() {
-                                family.revoked = Some(revocation);
-                            }
-                            families.insert(id.as_bytes(), encode(&family))?;
-                        }
-                        None => {
-                            owners.remove(id.as_bytes())?;
-                        }
-                    }
-                }
-                Ok(())
-            });
-        result.map_err(tx_error)?;
-        self.durable().await
-    }
+    ) -> Result<(), StorageError>;
 
     /// Every stored session of a user (expired ones included; the engine filters).
-    pub fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
-        self.sessions
-            .scan_prefix(user_prefix(user_id))
-            .map(|entry| decode(&entry?.1))
-            .collect()
-    }
+    async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StorageError>;
 
-    pub fn family(&self, session_id: &str) -> Result<Option<FamilyRecord>, StorageError> {
-        self.families
-            .get(session_id.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
-    }
+    async fn family(&self, session_id: &str) -> Result<Option<FamilyRecord>, StorageError>;
 
     /// The user a session (or a revoked family tombstone) belongs to.
-    pub fn session_owner(&self, session_id: &str) -> Result<Option<String>, StorageError> {
-        self.session_owners
-            .get(session_id.as_bytes())?
-            .map(|v| string_of(&v))
-            .transpose()
-    }
+    async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StorageError>;
 
-    /// Deletes sessions past their expiry and family tombstones past their absolute
-    /// expiry, with their owner index entries. Returns how many records went.
-    pub async fn sweep_expired_sessions(&self, now: UnixMillis) -> Result<usize, StorageError> {
-        let mut removed = 0;
-        for entry in self.sessions.iter() {
-            let (key, value) = entry?;
-            let session: SessionRecord = decode(&value)?;
-            let family: Option<FamilyRecord> = self.family(&session.id)?;
-            let (expires_at, absolute) = match &family {
-                Some(f) => (f.idle_expires_at, f.absolute_expires_at),
-                None => (session.expires_at, session.absolute_expires_at),
-            };
-            if expires_at <= now || absolute <= now {
-                self.sessions.remove(key)?;
-                if family.is_none() {
-                    self.session_owners.remove(session.id.as_bytes())?;
-                }
-                removed += 1;
-            }
-        }
-        for entry in self.families.iter() {
-            let (key, value) = entry?;
-            let family: FamilyRecord = decode(&value)?;
-            let finished = family.absolute_expires_at <= now
-                || (family.revoked.is_none() && family.idle_expires_at <= now);
-            if finished
-                && self
-                    .sessions
-                    .get(session_key(&family.user_id, &family.session_id))?
-                    .is_none()
-            {
-                self.families.remove(&key)?;
-                self.session_owners.remove(&key)?;
-                removed += 1;
-            }
-        }
-        for entry in self.retired_refresh.iter() {
-            let (hash, session_id) = entry?;
-            if self.families.get(&session_id)?.is_none() {
-                self.retired_refresh.remove(hash)?;
-            }
-        }
-        if removed > 0 {
-            self.durable().await?;
-        }
-        Ok(removed)
-    }
+    /// Deletes sessions past their expiry and family tombstones past their
+    /// absolute expiry, with their indexes and retired tokens. Returns how many
+    /// sessions and families went.
+    async fn sweep_expired_sessions(&self, now: UnixMillis) -> Result<usize, StorageError>;
 
     // ----- OAuth states -----
 
     /// Stores a started flow, unless `max_pending` flows are pending already:
     /// then nothing is written and the answer is `Ok(false)`.
-    pub async fn put_oauth_state(
+    async fn put_oauth_state(
         &self,
         key: &TokenHash,
         state: &OAuthStateRecord,
         max_pending: usize,
-    ) -> Result<bool, StorageError> {
-        let reserved =
-            self.pending_oauth_states
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < max_pending).then_some(n + 1)
-                });
-        if reserved.is_err() {
-            return Ok(false);
-        }
-        if let Some(session_id) = &state.link_session_id {
-            // Before the state: a state is only ever found with its session.
-            if let Err(e) = self.oauth_link_sessions.insert(key, session_id.as_bytes()) {
-                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
-                return Err(e.into());
-            }
-        }
-        match self.oauth_states.insert(key, encode(state)) {
-            Ok(None) => {}
-            // The same state twice (never, with 256 random bits): still one entry.
-            Ok(Some(_)) => {
-                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
-            }
-            Err(e) => {
-                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
-                return Err(e.into());
-            }
-        }
-        self.durable().await?;
-        Ok(true)
-    }
+    ) -> Result<bool, StorageError>;
 
-    /// Removes and returns a state: a second take of the same key finds nothing.
-    pub async fn take_oauth_state(
+    /// Removes and returns a state: of two takes of one key, one finds it.
+    async fn take_oauth_state(
         &self,
         key: &TokenHash,
-    ) -> Result<Option<OAuthStateRecord>, StorageError> {
-        let taken = self.oauth_states.remove(key)?;
-        let link_session = self.oauth_link_sessions.remove(key)?;
-        match taken {
-            Some(bytes) => {
-                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
-                self.durable().await?;
-                let mut state: OAuthStateRecord = decode(&bytes)?;
-                state.link_session_id = link_session.map(|s| string_of(&s)).transpose()?;
-                Ok(Some(state))
-            }
-            None => Ok(None),
-        }
-    }
+    ) -> Result<Option<OAuthStateRecord>, StorageError>;
 
-    /// Deletes states past their expiry; returns how many went.
-    pub async fn sweep_oauth_states(&self, now: UnixMillis) -> Result<usize, StorageError> {
-        let mut removed = 0;
-        for entry in self.oauth_states.iter() {
-            let (key, value) = entry?;
-            // A record this build cannot read (a newer build's, or damaged) can
-            // never be taken: it goes too, or it would hold a pending slot forever.
-            let expired = match decode::<OAuthStateRecord>(&value) {
-                Ok(state) => state.expires_at <= now,
-                Err(e) => {
-                    tracing::warn!(error = %e, "removing an unreadable OAuth state");
-                    true
-                }
-            };
-            if expired && self.oauth_states.remove(&key)?.is_some() {
-                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
-                removed += 1;
-            }
-        }
-        // Link sessions whose state is gone (swept above, or taken by a release
-        // that does not know this tree). One written a moment before its state
-        // may go too: that flow's callback then finds no session and links
-        // nothing (`session_expired`), the safe side.
-        for entry in self.oauth_link_sessions.iter() {
-            let (key, _) = entry?;
-            if !self.oauth_states.contains_key(&key)? {
-                self.oauth_link_sessions.remove(key)?;
-            }
-        }
-        if removed > 0 {
-            self.durable().await?;
-        }
-        Ok(removed)
-    }
+    /// Deletes states past their expiry (and unreadable ones); returns how many went.
+    async fn sweep_oauth_states(&self, now: UnixMillis) -> Result<usize, StorageError>;
 
-    /// Started flows waiting for their callback (O(1)).
-    pub fn oauth_state_count(&self) -> usize {
-        self.pending_oauth_states.load(Ordering::Acquire)
-    }
+    /// Started flows waiting for their callback, from a count kept in memory
+    /// (O(1)); on a shared database it is corrected at every sweep.
+    fn oauth_state_count(&self) -> usize;
 
     // ----- signing keys -----
 
-    pub fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError> {
-        self.signing_keys
-            .iter()
-            .map(|entry| decode(&entry?.1))
-            .collect()
-    }
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError>;
 
-    pub async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StorageError> {
-        self.signing_keys.insert(key.kid.as_bytes(), encode(key))?;
-        self.durable().await
-    }
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StorageError>;
 
     // ----- audit log -----
 
     /// Appends a security event; it is durable when this returns.
-    pub async fn audit(&self, event: &AuditEvent) -> Result<(), StorageError> {
-        let id = self.db.generate_id()?;
-        self.audit.insert(id.to_be_bytes(), encode(event))?;
-        self.durable().await
-    }
+    async fn audit(&self, event: &AuditEvent) -> Result<(), StorageError>;
 
     /// The newest `limit` audit events, newest first.
-    pub fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StorageError> {
-        self.audit
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|entry| decode(&entry?.1))
-            .collect()
-    }
+    async fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StorageError>;
+
+    // ----- moving a deployment -----
+
+    /// Everything durable, for `store copy`: users, sessions, families,
+    /// retired tokens, signing keys and the audit log (oldest first).
+    async fn export(&self) -> Result<Snapshot, StorageError>;
+
+    /// Writes a whole [`Snapshot`] into an empty store, in one transaction;
+    /// [`StorageError::NotEmpty`] when the store holds any user or key.
+    async fn import(&self, snapshot: &Snapshot) -> Result<(), StorageError>;
 }
 
-/// See [`Store::release_watch`].
-pub struct ReleaseWatch(Weak<()>);
-
-impl ReleaseWatch {
-    pub fn is_released(&self) -> bool {
-        self.0.strong_count() == 0
-    }
-
-    /// Waits until the database is released or `limit` passes; true if released.
-    pub async fn wait(&self, limit: std::time::Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        while !self.is_released() {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        true
-    }
+/// The whole durable content of a store, as `export` reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub users: Vec<UserRecord>,
+    pub sessions: Vec<SessionRecord>,
+    pub families: Vec<FamilyRecord>,
+    /// (retired token hash, the family's session id).
+    pub retired_tokens: Vec<(TokenHash, String)>,
+    pub signing_keys: Vec<SigningKeyRecord>,
+    pub audit: Vec<AuditEvent>,
 }

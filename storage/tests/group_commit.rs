@@ -10,16 +10,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tachigo_storage::{LinkedAccount, StorageError, Store, StoreOptions, UserRecord};
+use tachigo_storage::sled_store::SledStore;
+use tachigo_storage::{LinkedAccount, StorageError, Store, UserRecord};
 
 const WRITERS: usize = 64;
 const WRITES_PER_WRITER: usize = 50;
 
-fn open(path: &Path) -> Result<Store, StorageError> {
-    Store::open(&StoreOptions {
-        path: path.to_path_buf(),
-        durable: true,
-    })
+fn open(path: &Path) -> Result<SledStore, StorageError> {
+    SledStore::open(path, true)
 }
 
 /// A user with a unique email and one linked account, so one write touches three trees.
@@ -43,21 +41,22 @@ fn user(writer: usize, n: usize) -> UserRecord {
 }
 
 /// Asserts that `expected` is stored with its email and account indexes.
-fn assert_stored(store: &Store, expected: &UserRecord) {
+async fn assert_stored(store: &SledStore, expected: &UserRecord) {
     assert_eq!(
-        store.user(&expected.id).unwrap().as_ref(),
+        store.user(&expected.id).await.unwrap().as_ref(),
         Some(expected),
         "user {} is stored",
         expected.id
     );
     let email = expected.email.as_deref().unwrap();
     assert_eq!(
-        store.user_id_by_email(email).unwrap().as_deref(),
+        store.user_id_by_email(email).await.unwrap().as_deref(),
         Some(expected.id.as_str())
     );
     assert_eq!(
         store
             .user_id_by_account("twitch", &expected.id)
+            .await
             .unwrap()
             .as_deref(),
         Some(expected.id.as_str())
@@ -85,7 +84,10 @@ async fn every_acknowledged_write_is_there_after_reopening() {
     for writer in writers {
         writer.await.expect("a writer finished");
     }
-    assert_eq!(store.user_count(), WRITERS * WRITES_PER_WRITER);
+    assert_eq!(
+        store.user_count().await.unwrap(),
+        (WRITERS * WRITES_PER_WRITER) as u64
+    );
     // A unique index still refuses a duplicate after the storm.
     assert!(matches!(
         store.create_user(&user(0, 0)).await,
@@ -94,10 +96,13 @@ async fn every_acknowledged_write_is_there_after_reopening() {
     drop(store);
 
     let store = open(&path).expect("reopening after a clean close");
-    assert_eq!(store.user_count(), WRITERS * WRITES_PER_WRITER);
+    assert_eq!(
+        store.user_count().await.unwrap(),
+        (WRITERS * WRITES_PER_WRITER) as u64
+    );
     for w in 0..WRITERS {
         for n in 0..WRITES_PER_WRITER {
-            assert_stored(&store, &user(w, n));
+            assert_stored(&store, &user(w, n)).await;
         }
     }
 }
@@ -176,9 +181,9 @@ async fn acknowledged_writes_survive_a_crash() {
             .and_then(|rest| rest.split_once('-'))
             .map(|(w, n)| (w.parse().unwrap(), n.parse().unwrap()))
             .expect("an id this test wrote");
-        assert_stored(&store, &user(w, n));
+        assert_stored(&store, &user(w, n)).await;
     }
-    assert!(store.user_count() >= acked.len());
+    assert!(store.user_count().await.unwrap() >= acked.len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,6 +214,6 @@ async fn an_open_database_refuses_a_second_opener() {
         .await
         .unwrap()
         .expect("opening once the first handle is closed");
-    assert_stored(&reopened, &user(0, 0));
-    assert_stored(&reopened, &user(0, 1));
+    assert_stored(&reopened, &user(0, 0)).await;
+    assert_stored(&reopened, &user(0, 1)).await;
 }

@@ -5,14 +5,11 @@
 
 use std::path::Path;
 
-use tachigo_storage::{OAuthStateRecord, Store, StoreOptions};
+use tachigo_storage::sled_store::SledStore;
+use tachigo_storage::{OAuthStateRecord, Store};
 
-fn open(path: &Path) -> Store {
-    Store::open(&StoreOptions {
-        path: path.to_path_buf(),
-        durable: true,
-    })
-    .expect("opening the store")
+fn open(path: &Path) -> SledStore {
+    SledStore::open(path, true).expect("opening the store")
 }
 
 fn state(expires_at: i64, link_session: Option<&str>) -> OAuthStateRecord {

@@ -52,6 +52,7 @@ impl TestServer {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(TempDir::new().unwrap());
         let mut config = test_config(&dir, free_port());
+        use_test_store(&mut config).await;
         adjust(&mut config);
         let running = server::start(config.clone())
             .await
@@ -90,6 +91,44 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.shutdown().await.expect("clean shutdown");
         }
+    }
+}
+
+/// Which store the suite runs on: `TACHIGO_TEST_STORE` unset or `sled` (the
+/// default), or `postgres`; any other value is a mistake worth stopping for.
+pub fn test_store_is_postgres() -> bool {
+    match std::env::var("TACHIGO_TEST_STORE") {
+        Err(std::env::VarError::NotPresent) => false,
+        Ok(v) if v == "sled" => false,
+        Ok(v) if v == "postgres" => true,
+        Ok(v) => panic!("TACHIGO_TEST_STORE must be unset, `sled` or `postgres`, not {v:?}"),
+        Err(e) => panic!("TACHIGO_TEST_STORE must be unset, `sled` or `postgres`: {e}"),
+    }
+}
+
+/// Points `config` at the store the suite runs on: on PostgreSQL, a fresh
+/// database of the test process's server (one per call); on sled, the
+/// configuration's data directory as it is.
+pub async fn use_test_store(config: &mut Config) {
+    if test_store_is_postgres() {
+        config.storage.backend = tachigo_engine::config::StorageBackend::Postgres;
+        config.storage.postgres.url = Some(tachigo_testkit::postgres().fresh_database().await);
+    }
+}
+
+/// The environment a child `tachigo-auth serve` process needs to run on the
+/// suite's store: on PostgreSQL, a fresh database; on sled, nothing.
+pub async fn test_store_env() -> Vec<(String, String)> {
+    if test_store_is_postgres() {
+        vec![
+            ("TACHIGO__STORAGE__BACKEND".into(), "postgres".into()),
+            (
+                "TACHIGO__STORAGE__POSTGRES__URL".into(),
+                tachigo_testkit::postgres().fresh_database().await,
+            ),
+        ]
+    } else {
+        Vec::new()
     }
 }
 
@@ -237,12 +276,17 @@ pub async fn dashboard_refresh_with(server: &TestServer, token: &str) -> reqwest
 /// What storage holds after a dashboard logout: no session of the user, and
 /// the session's refresh family kept as a revoked tombstone (so a replay of
 /// any of its tokens is still recognised).
-pub fn assert_logged_out_in_storage(server: &TestServer, user_id: &str, session_id: &str) {
-    let store = server.engine().store();
-    assert!(store.sessions_of(user_id).unwrap().is_empty());
+pub async fn assert_logged_out_in_storage(server: &TestServer, user_id: &str, session_id: &str) {
+    let engine = server.engine();
+    assert!(engine.stored_sessions(user_id).await.unwrap().is_empty());
     assert_eq!(
-        store.family(session_id).unwrap().unwrap().revoked,
-        Some(tachigo_engine::storage::FamilyRevocation::Revoked)
+        engine
+            .stored_refresh_family(session_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked,
+        Some(tachigo_engine::Revocation::Revoked)
     );
 }
 

@@ -39,6 +39,9 @@ pub struct ServerChild {
 
 impl ServerChild {
     /// `serve` on 127.0.0.1 (OS-chosen port) over `data_dir`, ready when this returns.
+    /// It runs on sled in `data_dir` unless `env` names another store: a test
+    /// about HTTP behaviour passes [`crate::support::test_store_env`] so it runs
+    /// on the suite's store; one about the sled directory itself passes nothing.
     pub async fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> ServerChild {
         let addr_file = data_dir.with_extension("addr");
         let _ = std::fs::remove_file(&addr_file);

@@ -1,5 +1,5 @@
 //! The in-process engine scenarios: no HTTP, just the engine over a real,
-//! durable sled database in a temporary directory.
+//! durable store: sled in a temporary directory, or PostgreSQL (`--store`).
 //!
 //! - `engine-rotate`: durable refresh-token rotations per second. Each worker owns
 //!   its users (a user is never rotated by two workers at once, so every step is a
@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tachigo_engine::config::Config;
-use tachigo_engine::storage::{Store, StoreOptions, Surface};
-use tachigo_engine::{Engine, EngineOptions, NewSession, NewUser};
+use tachigo_engine::config::{Config, DurabilityMode};
+use tachigo_engine::{Engine, EngineOptions, NewSession, NewUser, Surface};
 use tempfile::TempDir;
 
 use crate::driver::Scenario;
@@ -36,13 +35,15 @@ fn rss_bytes() -> u64 {
 
 /// An engine over the database in `dir`.
 async fn engine_in(dir: &TempDir, durable: bool, max_live_actors: usize) -> anyhow::Result<Engine> {
-    let store = Store::open(&StoreOptions {
-        path: dir.path().join("db"),
-        durable,
-    })?;
-    let mut options = EngineOptions::from_config(&Config::default());
+    let mut config = Config::default();
+    config.server.data_dir = dir.path().to_path_buf();
+    if !durable {
+        config.storage.durability = DurabilityMode::None;
+    }
+    crate::store_choice::configure(&mut config);
+    let mut options = EngineOptions::from_config(&config);
     options.max_live_actors = max_live_actors;
-    Ok(Engine::start(store, options).await?)
+    Ok(Engine::open_with(&config, options).await?)
 }
 
 /// An engine over a fresh temporary database.

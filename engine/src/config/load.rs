@@ -120,6 +120,17 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
 }
 
 fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
+    let pg = &mut config.storage.postgres;
+    if let Some(path) = &pg.url_file {
+        if pg.url.is_some() {
+            return Err(invalid(
+                "storage.postgres.url_file",
+                "set either storage.postgres.url or storage.postgres.url_file, not both",
+            ));
+        }
+        let text = read_secret_file("storage.postgres.url_file", path)?;
+        pg.url = Some(text.lines().next().unwrap_or("").trim().to_string());
+    }
     for (i, secret) in config.extension.secrets.iter_mut().enumerate() {
         if let Some(path) = &secret.secret_file {
             secret.secret = read_secret_file(&format!("extension.secrets[{i}].secret_file"), path)?;
@@ -188,6 +199,24 @@ fn validate_limits(limits: &super::LimitsConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn validate_storage(storage: &super::StorageConfig) -> Result<(), ConfigError> {
+    let pg = &storage.postgres;
+    if storage.backend == super::StorageBackend::Postgres
+        && pg.url.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(invalid(
+            "storage.postgres.url",
+            "storage.backend = \"postgres\" needs storage.postgres.url or storage.postgres.url_file",
+        ));
+    }
+    if pg.pool_size == 0 || pg.pool_size > 1024 {
+        return Err(invalid("storage.postgres.pool_size", "must be 1 to 1024"));
+    }
+    check_positive("storage.postgres.statement_timeout", pg.statement_timeout)?;
+    check_positive("storage.postgres.connect_timeout", pg.connect_timeout)?;
+    Ok(())
+}
+
 fn validate(config: &Config) -> Result<(), ConfigError> {
     check_url("server.public_url", &config.server.public_url)?;
     check_url("oauth.frontend_url", &config.oauth.frontend_url)?;
@@ -218,6 +247,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(invalid("engine.max_live_actors", "must be at least 1"));
     }
     validate_limits(&config.limits)?;
+    validate_storage(&config.storage)?;
     for (i, id) in config.extension.client_ids.iter().enumerate() {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(invalid(

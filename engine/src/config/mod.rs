@@ -206,17 +206,74 @@ pub enum DurabilityMode {
     None,
 }
 
+/// Which store holds the data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// Embedded sled in `server.data_dir` (one node; nothing to install).
+    #[default]
+    Sled,
+    /// A shared PostgreSQL database (`storage.postgres`).
+    Postgres,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// sled only: how writes reach the disk.
     pub durability: DurabilityMode,
+    pub postgres: PostgresSettings,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            backend: StorageBackend::Sled,
             durability: DurabilityMode::GroupCommit,
+            postgres: PostgresSettings::default(),
         }
+    }
+}
+
+/// `[storage.postgres]`: how to reach the shared database.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSettings {
+    /// `postgres://user:password@host:port/db` (or libpq key=value); may hold
+    /// a password, so it is never printed.
+    pub url: Option<String>,
+    /// A file holding the URL (first line), instead of `url`.
+    pub url_file: Option<PathBuf>,
+    /// Connections each node keeps open at most.
+    pub pool_size: usize,
+    /// Longest a statement may run before the server cancels it.
+    pub statement_timeout: ConfigDuration,
+    /// Longest to wait for a connection.
+    pub connect_timeout: ConfigDuration,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        PostgresSettings {
+            url: None,
+            url_file: None,
+            pool_size: 16,
+            statement_timeout: ConfigDuration::from_secs(5),
+            connect_timeout: ConfigDuration::from_secs(5),
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSettings")
+            .field("url", &self.url.as_ref().map(|_| "(set, not shown)"))
+            .field("url_file", &self.url_file)
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
     }
 }
 

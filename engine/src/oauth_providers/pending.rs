@@ -5,10 +5,12 @@
 //! `limits.max_pending_oauth_states` flows wait at once: past that, a new one
 //! is refused and nothing is stored.
 
+use std::sync::Arc;
+
 use tachigo_storage::{OAuthStateRecord, Store};
 
 use crate::opaque_token::hash_secret;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, PendingAuthorization};
 
 /// How long a started authorization may take.
 pub const STATE_TTL_MS: i64 = 10 * 60 * 1000;
@@ -17,16 +19,16 @@ pub const STATE_TTL_MS: i64 = 10 * 60 * 1000;
 #[derive(Debug)]
 pub enum TakenState {
     /// Live and now consumed.
-    Live(Box<OAuthStateRecord>),
+    Live(Box<PendingAuthorization>),
     /// Known but past its ten minutes (consumed as well).
-    Expired(Box<OAuthStateRecord>),
+    Expired(Box<PendingAuthorization>),
     /// Never issued, already used, or swept.
     Unknown,
 }
 
 #[derive(Clone)]
 pub struct PendingAuthorizations {
-    store: Store,
+    store: Arc<dyn Store>,
     engine: Engine,
     max_pending: usize,
 }
@@ -34,7 +36,7 @@ pub struct PendingAuthorizations {
 impl PendingAuthorizations {
     pub fn new(engine: &Engine, max_pending: usize) -> PendingAuthorizations {
         PendingAuthorizations {
-            store: engine.store().clone(),
+            store: engine.store_handle(),
             engine: engine.clone(),
             max_pending,
         }
@@ -42,10 +44,15 @@ impl PendingAuthorizations {
 
     /// Saves a started flow under its `state`; durable before it returns.
     /// `Ok(false)`: the bound on pending flows is reached and nothing was saved.
-    pub async fn save(&self, state: &str, record: &OAuthStateRecord) -> Result<bool, EngineError> {
+    pub async fn save(
+        &self,
+        state: &str,
+        pending: &PendingAuthorization,
+    ) -> Result<bool, EngineError> {
+        let record = OAuthStateRecord::from(pending);
         Ok(self
             .store
-            .put_oauth_state(&hash_secret(state.as_bytes()), record, self.max_pending)
+            .put_oauth_state(&hash_secret(state.as_bytes()), &record, self.max_pending)
             .await?)
     }
 
@@ -65,9 +72,9 @@ impl PendingAuthorizations {
             .await?;
         Ok(match taken {
             Some(record) if record.expires_at > self.engine.now() => {
-                TakenState::Live(Box::new(record))
+                TakenState::Live(Box::new(record.into()))
             }
-            Some(record) => TakenState::Expired(Box::new(record)),
+            Some(record) => TakenState::Expired(Box::new(record.into())),
             None => TakenState::Unknown,
         })
     }

@@ -1,5 +1,5 @@
-//! Helpers shared by the engine's integration tests: a real sled store in a temp
-//! directory, an engine on a manual clock, and small token utilities.
+//! Helpers shared by the engine's integration tests: an engine over a real sled
+//! store in a temp directory, on a manual clock, and small token utilities.
 
 #![allow(dead_code)]
 
@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tachigo_engine::clock::ManualClock;
-use tachigo_engine::config::Config;
+use tachigo_engine::config::{Config, DurabilityMode};
 use tachigo_engine::opaque_token;
-use tachigo_engine::storage::{Store, StoreOptions, TokenHash};
-use tachigo_engine::{Engine, EngineOptions, NewSession, NewUser, Surface, UserRecord};
+use tachigo_engine::{Engine, EngineOptions, NewSession, NewUser, Surface, User};
 use tempfile::TempDir;
 
 /// Where every manual clock starts (2023-11-14T22:13:20Z).
@@ -25,13 +24,34 @@ pub fn options() -> EngineOptions {
     o
 }
 
-/// Opens a durable store in `dir`.
-pub fn open_store(dir: &Path) -> Store {
-    Store::open(&StoreOptions {
-        path: dir.join("db"),
-        durable: true,
-    })
-    .expect("opening the store")
+/// A configuration whose durable sled store lives in `dir` (`<dir>/db`).
+pub fn config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.server.data_dir = dir.to_path_buf();
+    config.storage.durability = DurabilityMode::GroupCommit;
+    config
+}
+
+/// Opens an engine over the store in `dir`, on `clock`.
+pub async fn open_engine(dir: &Path, options: EngineOptions, clock: Arc<ManualClock>) -> Engine {
+    Engine::open_with_clock(&config(dir), options, clock)
+        .await
+        .expect("opening the engine")
+}
+
+/// Shuts `engine` down, waits until storage has let go of the directory (every
+/// handle of the engine is dropped here), and opens a new engine on it.
+pub async fn restart(
+    engine: Engine,
+    dir: &Path,
+    options: EngineOptions,
+    clock: Arc<ManualClock>,
+) -> Engine {
+    engine.shutdown().await.expect("shutting the engine down");
+    let released = engine.storage_release();
+    drop(engine);
+    assert!(released.await, "storage let go of the data directory");
+    open_engine(dir, options, clock).await
 }
 
 /// An engine over a fresh temp directory, on a manual clock.
@@ -45,19 +65,13 @@ impl Harness {
     pub async fn start(options: EngineOptions) -> Harness {
         let dir = tempfile::tempdir().expect("a temp dir");
         let clock = Arc::new(ManualClock::new(T0));
-        let engine = Engine::start_with_clock(open_store(dir.path()), options, clock.clone())
-            .await
-            .expect("starting the engine");
+        let engine = open_engine(dir.path(), options, clock.clone()).await;
         Harness { engine, clock, dir }
-    }
-
-    pub fn store(&self) -> &Store {
-        self.engine.store()
     }
 }
 
 /// A user with neither email nor password (no argon2 cost).
-pub async fn plain_user(engine: &Engine) -> UserRecord {
+pub async fn plain_user(engine: &Engine) -> User {
     engine
         .create_user(NewUser::default())
         .await
@@ -92,13 +106,6 @@ pub async fn rotated(engine: &Engine, token: &str) -> String {
         .await
         .expect("the token rotates")
         .refresh_token
-}
-
-/// The stored hash of an opaque token.
-pub fn hash_of(token: &str) -> TokenHash {
-    opaque_token::parse(token)
-        .expect("a well-formed token")
-        .hash
 }
 
 /// A token with the right session id and a random secret: not one the engine minted.

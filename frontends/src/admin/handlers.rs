@@ -59,11 +59,10 @@ pub async fn find_users(
 ) -> Result<Response<Body>, Rejection> {
     require_admin(&engine, &headers).await?;
     let limit = query.limit.unwrap_or(20).clamp(1, MAX_FIND_LIMIT);
-    let prefix = query.email.trim().to_ascii_lowercase();
     let users = engine
-        .store()
-        .find_users_by_email(&prefix, limit)
-        .map_err(|e| engine_error(e.into()))?;
+        .find_users_by_email(&query.email, limit)
+        .await
+        .map_err(engine_error)?;
     let users: Vec<AdminUserView> = users.into_iter().map(Into::into).collect();
     Ok(json(&serde_json::json!({ "users": users })))
 }

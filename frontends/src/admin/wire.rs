@@ -1,7 +1,7 @@
 //! The JSON of the admin API. Times are RFC 3339 UTC, as in the dashboard contract.
 
 use serde::{Deserialize, Serialize};
-use tachigo_engine::storage::UserRecord;
+use tachigo_engine::User;
 
 use crate::common::timestamps::Iso;
 
@@ -40,10 +40,10 @@ pub struct AdminUserView {
     pub updated_at: Iso,
 }
 
-impl From<UserRecord> for AdminUserView {
-    fn from(u: UserRecord) -> AdminUserView {
+impl From<User> for AdminUserView {
+    fn from(u: User) -> AdminUserView {
         AdminUserView {
-            has_password: u.password_hash.is_some(),
+            has_password: u.has_password,
             accounts: u
                 .accounts
                 .into_iter()

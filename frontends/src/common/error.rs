@@ -123,6 +123,10 @@ impl From<tachigo_engine::EngineError> for ApiError {
             tachigo_engine::EngineError::Unavailable | tachigo_engine::EngineError::Overloaded => {
                 ApiError::unavailable()
             }
+            tachigo_engine::EngineError::Storage(cause) => {
+                tracing::error!(error = %cause, "storage failed a request");
+                ApiError::unavailable()
+            }
             other => {
                 tracing::error!(error = %other, "unexpected engine error");
                 ApiError::internal()

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
 
-use tachigo_engine::storage::UnixMillis;
+use tachigo_engine::UnixMillis;
 
 /// A time that formats (and serialises) itself without an intermediate `String`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

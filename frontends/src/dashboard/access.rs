@@ -14,8 +14,8 @@ use std::sync::Arc;
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::HeaderMap;
 use tachigo_engine::access_token::{AccessClaims, AUDIENCE_DASHBOARD};
-use tachigo_engine::storage::{SessionRecord, UserRecord};
 use tachigo_engine::{Engine, EngineError};
+use tachigo_engine::{Session, User};
 
 use super::Dashboard;
 use crate::common::bearer::{bearer_token, Bearer};
@@ -23,8 +23,8 @@ use crate::common::ApiError;
 
 /// A verified caller and its live session.
 pub struct Caller {
-    pub user: UserRecord,
-    pub session: SessionRecord,
+    pub user: User,
+    pub session: Session,
 }
 
 fn unauthorized(code: &'static str, message: &'static str) -> ApiError {

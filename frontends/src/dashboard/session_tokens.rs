@@ -6,7 +6,7 @@
 //! browser drops it no later than the server would refuse it.
 
 use tachigo_engine::access_token::AUDIENCE_DASHBOARD;
-use tachigo_engine::storage::{SessionRecord, UserRecord};
+use tachigo_engine::{Session, User};
 
 use super::Dashboard;
 
@@ -21,7 +21,7 @@ pub struct AccessToken {
 
 impl Dashboard {
     /// Signs a dashboard access token for `session`, carrying the user's roles.
-    pub fn access_token(&self, user: &UserRecord, session: &SessionRecord) -> AccessToken {
+    pub fn access_token(&self, user: &User, session: &Session) -> AccessToken {
         let (token, claims) = self.engine.mint_access_token(
             &user.id,
             Some(&session.id),
@@ -36,7 +36,7 @@ impl Dashboard {
     }
 
     /// `Max-Age` of a refresh cookie for `session`, in seconds.
-    pub fn refresh_cookie_max_age(&self, session: &SessionRecord) -> i64 {
+    pub fn refresh_cookie_max_age(&self, session: &Session) -> i64 {
         let left_ms = session.absolute_expires_at - self.engine.now();
         let left_secs = (left_ms.max(0) + 999) / 1000;
         self.refresh_idle_ttl_secs.min(left_secs)

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use tachigo_engine::messages::SessionInfo;
-use tachigo_engine::storage::{SessionRecord, UserRecord};
+use tachigo_engine::{Session, User};
 
 use crate::common::listed_session::ListedSession;
 use crate::common::timestamps::Iso;
@@ -44,8 +44,8 @@ pub struct UserView {
     pub roles: Vec<String>,
 }
 
-impl From<UserRecord> for UserView {
-    fn from(user: UserRecord) -> UserView {
+impl From<User> for UserView {
+    fn from(user: User) -> UserView {
         UserView {
             id: user.id,
             email: user.email,
@@ -89,8 +89,8 @@ pub struct SessionView {
     pub expires_at: Iso,
 }
 
-impl From<&SessionRecord> for SessionView {
-    fn from(session: &SessionRecord) -> SessionView {
+impl From<&Session> for SessionView {
+    fn from(session: &Session) -> SessionView {
         SessionView {
             id: session.id.clone(),
             created_at: Iso(session.created_at),

@@ -42,7 +42,7 @@ pub async fn list(
         .iter()
         .map(|a| AccountJson::linked(a, &user.id))
         .collect();
-    if user.password_hash.is_some() {
+    if user.has_password {
         accounts.insert(0, AccountJson::credential(user));
     }
     let mut response = warp::reply::json(&accounts).into_response();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, StatusCode};
 use tachigo_engine::oauth_providers::{valid_login_hint, valid_scope, STATE_TTL_MS};
-use tachigo_engine::storage::OAuthStateRecord;
+use tachigo_engine::PendingAuthorization;
 
 use super::{state_cookie, OAuth};
 use crate::common::log_sampling::LogSampler;
@@ -120,7 +120,7 @@ pub(crate) async fn start(oauth: &OAuth, request: StartRequest<'_>) -> Result<St
         Some(link) => (Some(link.user_id), Some(link.session_id)),
         None => (None, None),
     };
-    let record = OAuthStateRecord {
+    let record = PendingAuthorization {
         provider: provider.name().to_string(),
         pkce_verifier: started.pkce_verifier,
         nonce: Some(started.nonce),

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use tachigo_engine::oauth_providers::TakenState;
-use tachigo_engine::storage::OAuthStateRecord;
+use tachigo_engine::PendingAuthorization;
 use tachigo_engine::{EngineError, NewSession, ProviderIdentity, Surface};
 use warp::http::Response;
 use warp::hyper::Body;
@@ -188,7 +188,7 @@ async fn complete(
 /// left behind by a signed-out user cannot link whoever completes it.
 async fn link(
     oauth: &OAuth,
-    record: &OAuthStateRecord,
+    record: &PendingAuthorization,
     user_id: &str,
     identity: &ProviderIdentity,
 ) -> Result<Success, Failure> {
@@ -232,7 +232,7 @@ async fn link(
 /// verified email joins an existing one), then a web session and its cookie.
 async fn sign_in(
     oauth: &OAuth,
-    record: &OAuthStateRecord,
+    record: &PendingAuthorization,
     context: &RequestContext,
     identity: &ProviderIdentity,
 ) -> Result<Success, Failure> {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tachigo_engine::storage::SessionRecord;
+use tachigo_engine::Session;
 use tachigo_engine::{Engine, EngineError, SessionRead};
 use warp::http::Response;
 use warp::hyper::Body;
@@ -22,7 +22,7 @@ const COOKIE_PATH: &str = "/";
 /// `Set-Cookie` for a session's token, living as long as the session's current
 /// expiry (`session_ttl` after it was created or last slid, capped by the
 /// absolute lifetime).
-pub(crate) fn set(settings: &CookieSettings, token: &str, session: &SessionRecord) -> HeaderValue {
+pub(crate) fn set(settings: &CookieSettings, token: &str, session: &Session) -> HeaderValue {
     let max_age_secs = (session.expires_at - session.updated_at) / 1000;
     settings.set(COOKIE_NAME, token, COOKIE_PATH, max_age_secs)
 }

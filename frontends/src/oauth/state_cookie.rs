@@ -7,9 +7,11 @@
 
 use http::HeaderValue;
 use tachigo_engine::opaque_token::{hash_secret, hashes_equal, random_urlsafe_256};
-use tachigo_engine::storage::TokenHash;
 
 use crate::common::cookies::{self, CookieSettings};
+
+/// A SHA-256 digest.
+type TokenHash = [u8; 32];
 
 pub const COOKIE_NAME: &str = "tachigo.oauth_state";
 pub const COOKIE_PATH: &str = "/api/auth";

@@ -3,8 +3,8 @@
 //! types read them unchanged. Bodies of requests are here too.
 
 use serde::{Deserialize, Serialize};
-use tachigo_engine::storage::{LinkedAccount, SessionRecord, UserRecord};
 use tachigo_engine::SessionInfo;
+use tachigo_engine::{LinkedAccount, Session, User};
 
 pub(crate) use crate::common::timestamps::Iso;
 
@@ -22,7 +22,7 @@ pub(crate) struct SessionJson<'a> {
 }
 
 impl<'a> SessionJson<'a> {
-    pub(crate) fn from_record(s: &'a SessionRecord) -> SessionJson<'a> {
+    pub(crate) fn from_record(s: &'a Session) -> SessionJson<'a> {
         SessionJson {
             id: &s.id,
             user_id: &s.user_id,
@@ -51,7 +51,7 @@ pub(crate) struct UserJson<'a> {
 }
 
 impl<'a> UserJson<'a> {
-    pub(crate) fn from_record(u: &'a UserRecord) -> UserJson<'a> {
+    pub(crate) fn from_record(u: &'a User) -> UserJson<'a> {
         UserJson {
             id: &u.id,
             name: u.name.as_deref().unwrap_or_default(),
@@ -135,7 +135,7 @@ impl AccountJson {
     }
 
     /// The password of a dashboard user, listed the way Better Auth lists it.
-    pub(crate) fn credential(u: &UserRecord) -> AccountJson {
+    pub(crate) fn credential(u: &User) -> AccountJson {
         AccountJson {
             id: format!("{CREDENTIAL_PROVIDER}:{}", u.id),
             provider_id: CREDENTIAL_PROVIDER.into(),

@@ -34,7 +34,7 @@ impl Durability {
     /// whether the last flush succeeded.
     pub fn start_group_commit(
         db: sled::Db,
-        store_handle: Arc<()>,
+        store_handle: Arc<super::DirLock>,
         healthy: Arc<AtomicBool>,
     ) -> Durability {
         let (tx, rx) = mpsc::channel::<Waiter>();

@@ -1,0 +1,777 @@
+//! [`PostgresStore`]: the shared backend, for several nodes on one database.
+//!
+//! One table per concept (see `migrations/`): key columns that are indexed,
+//! constrained or conditioned on, plus the record as the codec's bytes. Every
+//! change that touches several rows is one statement (data-modifying CTEs) or
+//! one transaction, and a call returns only after its commit, which is durable
+//! (`synchronous_commit` is left on). Hot methods are one prepared, cached
+//! statement: one round trip. Uniqueness is the database's: a unique violation
+//! on the email or account key is [`StorageError::EmailTaken`] /
+//! [`StorageError::AccountTaken`].
+
+mod connect;
+mod errors;
+mod migrate;
+mod redact;
+mod snapshot;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Object, Pool};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use crate::codec::{decode, encode};
+use crate::records::*;
+use crate::store::{RotationOutcome, Snapshot, Store};
+use crate::{PostgresConfig, ReleaseWatch, StorageError, UnixMillis};
+use errors::{classify, classify_pool};
+
+pub use migrate::{check, SchemaStatus, KNOWN_VERSION};
+pub use redact::redacted_url;
+
+/// A handle to the pool and the state kept beside it. Cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    /// Shared by every clone: see [`Store::release_watch`].
+    handles: Arc<()>,
+    /// Whether the latest operation reached the database.
+    healthy: Arc<AtomicBool>,
+    /// This process's view of `oauth_states`' size: counted at open, kept
+    /// through puts and takes, corrected at every sweep (other nodes change it too).
+    pending_oauth_states: Arc<AtomicUsize>,
+}
+
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+impl PostgresStore {
+    /// Connects, migrates the schema to this build's version (or refuses a
+    /// newer one with [`StorageError::SchemaTooNew`]) and counts pending OAuth states.
+    pub async fn open(config: &PostgresConfig) -> Result<PostgresStore, StorageError> {
+        let pool = connect::pool(config)?;
+        let mut client = pool.get().await.map_err(classify_pool)?;
+        migrate::migrate(&mut client).await?;
+        let pending: i64 = client
+            .query_one("SELECT count(*) FROM oauth_states", &[])
+            .await
+            .map_err(classify)?
+            .get(0);
+        drop(client);
+        Ok(PostgresStore {
+            pool,
+            handles: Arc::new(()),
+            healthy: Arc::new(AtomicBool::new(true)),
+            pending_oauth_states: Arc::new(AtomicUsize::new(pending as usize)),
+        })
+    }
+
+    async fn client(&self) -> Result<Object, StorageError> {
+        self.pool.get().await.map_err(classify_pool)
+    }
+
+    /// Runs `work`, recording from its outcome whether the database works.
+    async fn run<T>(
+        &self,
+        work: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let result = work.await;
+        match &result {
+            Ok(_) => self.healthy.store(true, Ordering::Release),
+            Err(StorageError::Unavailable(_)) => self.healthy.store(false, Ordering::Release),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// One cached statement, one round trip: every row.
+    async fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, StorageError> {
+        self.run(async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(sql).await.map_err(classify)?;
+            client.query(&statement, params).await.map_err(classify)
+        })
+        .await
+    }
+
+    /// One cached statement, one round trip: at most one row.
+    async fn query_opt(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, StorageError> {
+        self.run(async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(sql).await.map_err(classify)?;
+            client.query_opt(&statement, params).await.map_err(classify)
+        })
+        .await
+    }
+
+    /// One cached statement, one round trip: how many rows it changed.
+    async fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, StorageError> {
+        self.run(async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(sql).await.map_err(classify)?;
+            client.execute(&statement, params).await.map_err(classify)
+        })
+        .await
+    }
+
+    fn decrement_pending(&self, by: usize) {
+        // Saturating: another node may take a state this one counted, or the reverse.
+        let _ = self
+            .pending_oauth_states
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(by))
+            });
+    }
+}
+
+/// The record in column `index`.
+fn record<T: serde::de::DeserializeOwned>(row: &Row, index: usize) -> Result<T, StorageError> {
+    decode(row.get::<_, &[u8]>(index))
+}
+
+fn records<T: serde::de::DeserializeOwned>(rows: &[Row]) -> Result<Vec<T>, StorageError> {
+    rows.iter().map(|row| record(row, 0)).collect()
+}
+
+/// A `LIKE` pattern matching strings that start with `prefix` (escape `\`).
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+const UPSERT_USER_RECORD: &str = "INSERT INTO users (id, record) VALUES ($1::text, $2::bytea)
+    ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record";
+
+const UPSERT_SESSION: &str =
+    "INSERT INTO sessions (id, user_id, expires_at, absolute_expires_at, record)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, expires_at = EXCLUDED.expires_at,
+        absolute_expires_at = EXCLUDED.absolute_expires_at, record = EXCLUDED.record";
+
+const UPSERT_FAMILY: &str = "INSERT INTO families
+        (session_id, user_id, generation, revoked, idle_expires_at, absolute_expires_at, record)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (session_id) DO UPDATE SET user_id = EXCLUDED.user_id,
+        generation = EXCLUDED.generation, revoked = EXCLUDED.revoked,
+        idle_expires_at = EXCLUDED.idle_expires_at,
+        absolute_expires_at = EXCLUDED.absolute_expires_at, record = EXCLUDED.record";
+
+/// The session and its family in one statement (the family's parameters first).
+const UPSERT_SESSION_WITH_FAMILY: &str = "WITH family AS (
+    INSERT INTO families
+        (session_id, user_id, generation, revoked, idle_expires_at, absolute_expires_at, record)
+    VALUES ($1::text, $2::text, $3::bigint, $4::boolean, $5::bigint, $6::bigint, $7::bytea)
+    ON CONFLICT (session_id) DO UPDATE SET user_id = EXCLUDED.user_id,
+        generation = EXCLUDED.generation, revoked = EXCLUDED.revoked,
+        idle_expires_at = EXCLUDED.idle_expires_at,
+        absolute_expires_at = EXCLUDED.absolute_expires_at, record = EXCLUDED.record
+)
+INSERT INTO sessions (id, user_id, expires_at, absolute_expires_at, record)
+    VALUES ($8, $9, $10, $11, $12)
+    ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, expires_at = EXCLUDED.expires_at,
+        absolute_expires_at = EXCLUDED.absolute_expires_at, record = EXCLUDED.record";
+
+/// The family's columns besides its key: (generation, revoked, record).
+fn family_columns(family: &FamilyRecord) -> (i64, bool, Vec<u8>) {
+    (
+        i64::from(family.generation),
+        family.revoked.is_some(),
+        encode(family),
+    )
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// The latest operation reached the database. O(1), no I/O.
+    fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// `SELECT 1` on a pooled connection, and records the answer.
+    async fn recheck_health(&self) -> bool {
+        let probe = async {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await.map_err(classify)?;
+            Ok::<_, StorageError>(())
+        };
+        let ok = probe.await.is_ok();
+        self.healthy.store(ok, Ordering::Release);
+        ok
+    }
+
+    /// Nothing to do: every acknowledged change was a durable commit.
+    async fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Released once every clone (and so the pool and its connections) is gone.
+    fn release_watch(&self) -> ReleaseWatch {
+        ReleaseWatch::new(&self.handles)
+    }
+
+    // ----- users and their indexes -----
+
+    /// One statement: the user row (its email is unique) and one account row
+    /// per linked account (the key is unique). Any violation undoes all of it.
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StorageError> {
+        let providers: Vec<&str> = user.accounts.iter().map(|a| a.provider.as_str()).collect();
+        let subjects: Vec<&str> = user.accounts.iter().map(|a| a.subject.as_str()).collect();
+        self.execute(
+            "WITH new_user AS (
+                INSERT INTO users (id, email, record) VALUES ($1::text, $2::text, $3::bytea)
+                RETURNING id
+            )
+            INSERT INTO accounts (provider, subject, user_id)
+            SELECT a.provider, a.subject, new_user.id
+              FROM new_user, unnest($4::text[], $5::text[]) AS a(provider, subject)",
+            &[&user.id, &user.email, &encode(user), &providers, &subjects],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces the record; the email column (the index) is left as it was.
+    async fn put_user(&self, user: &UserRecord) -> Result<(), StorageError> {
+        self.execute(UPSERT_USER_RECORD, &[&user.id, &encode(user)])
+            .await?;
+        Ok(())
+    }
+
+    /// One statement: claims the account unless another user holds it, and
+    /// stores the user only if the claim succeeded.
+    async fn link_account(
+        &self,
+        user: &UserRecord,
+        account: &LinkedAccount,
+    ) -> Result<(), StorageError> {
+        let row = self
+            .query_opt(
+                "WITH claimed AS (
+                    INSERT INTO accounts (provider, subject, user_id)
+                    VALUES ($1::text, $2::text, $3::text)
+                    ON CONFLICT (provider, subject) DO UPDATE SET user_id = EXCLUDED.user_id
+                        WHERE accounts.user_id = EXCLUDED.user_id
+                    RETURNING 1
+                ), stored AS (
+                    INSERT INTO users (id, record) SELECT $3::text, $4::bytea FROM claimed
+                    ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record
+                    RETURNING 1
+                )
+                SELECT count(*) FROM stored",
+                &[&account.provider, &account.subject, &user.id, &encode(user)],
+            )
+            .await?;
+        match row.map(|r| r.get::<_, i64>(0)) {
+            Some(1) => Ok(()),
+            _ => Err(StorageError::AccountTaken),
+        }
+    }
+
+    /// One statement: releases the account if this user holds it, stores the user.
+    async fn unlink_account(
+        &self,
+        user: &UserRecord,
+        provider: &str,
+        subject: &str,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "WITH released AS (
+                DELETE FROM accounts
+                 WHERE provider = $3::text AND subject = $4::text AND user_id = $1::text
+            )
+            INSERT INTO users (id, record) VALUES ($1::text, $2::bytea)
+            ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+            &[&user.id, &encode(user), &provider, &subject],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StorageError> {
+        self.query_opt("SELECT record FROM users WHERE id = $1", &[&id])
+            .await?
+            .map(|row| record(&row, 0))
+            .transpose()
+    }
+
+    async fn user_id_by_email(&self, email: &str) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .query_opt("SELECT id FROM users WHERE email = $1", &[&email])
+            .await?
+            .map(|row| row.get(0)))
+    }
+
+    async fn user_id_by_account(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .query_opt(
+                "SELECT user_id FROM accounts WHERE provider = $1 AND subject = $2",
+                &[&provider, &subject],
+            )
+            .await?
+            .map(|row| row.get(0)))
+    }
+
+    /// A prefix `LIKE` on the byte-ordered email column, which its unique index serves.
+    async fn find_users_by_email(
+        &self,
+        email_prefix: &str,
+        limit_to: usize,
+    ) -> Result<Vec<UserRecord>, StorageError> {
+        let rows = self
+            .query(
+                "SELECT record FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2",
+                &[&like_prefix(email_prefix), &limit(limit_to)],
+            )
+            .await?;
+        records(&rows)
+    }
+
+    async fn user_count(&self) -> Result<u64, StorageError> {
+        let rows = self.query("SELECT count(*) FROM users", &[]).await?;
+        Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0) as u64))
+    }
+
+    // ----- sessions and refresh families -----
+
+    /// One statement: the session (its owner is its `user_id`) and its family.
+    async fn put_session(
+        &self,
+        session: &SessionRecord,
+        family: Option<&FamilyRecord>,
+    ) -> Result<(), StorageError> {
+        let encoded = encode(session);
+        match family {
+            None => {
+                self.execute(
+                    UPSERT_SESSION,
+                    &[
+                        &session.id,
+                        &session.user_id,
+                        &session.expires_at,
+                        &session.absolute_expires_at,
+                        &encoded,
+                    ],
+                )
+                .await?
+            }
+            Some(f) => {
+                let (generation, revoked, family_record) = family_columns(f);
+                self.execute(
+                    UPSERT_SESSION_WITH_FAMILY,
+                    &[
+                        // Keyed by the session, as the family belongs to it.
+                        &session.id,
+                        &f.user_id,
+                        &generation,
+                        &revoked,
+                        &f.idle_expires_at,
+                        &f.absolute_expires_at,
+                        &family_record,
+                        &session.id,
+                        &session.user_id,
+                        &session.expires_at,
+                        &session.absolute_expires_at,
+                        &encoded,
+                    ],
+                )
+                .await?
+            }
+        };
+        Ok(())
+    }
+
+    async fn put_family(&self, family: &FamilyRecord) -> Result<(), StorageError> {
+        let (generation, revoked, encoded) = family_columns(family);
+        self.execute(
+            UPSERT_FAMILY,
+            &[
+                &family.session_id,
+                &family.user_id,
+                &generation,
+                &revoked,
+                &family.idle_expires_at,
+                &family.absolute_expires_at,
+                &encoded,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// One statement, one round trip: the update is conditional on the stored
+    /// generation and on the family not being revoked, and the retired token
+    /// is recorded only by a rotation that committed. Of two concurrent
+    /// rotations the second waits for the first's row lock, then finds the
+    /// generation moved and updates nothing.
+    async fn rotate_family(
+        &self,
+        previous: &FamilyRecord,
+        next: &FamilyRecord,
+        retired: &TokenHash,
+    ) -> Result<RotationOutcome, StorageError> {
+        let (generation, revoked, encoded) = family_columns(next);
+        let row = self
+            .query_opt(
+                "WITH rotated AS (
+                    UPDATE families
+                       SET generation = $3::bigint, revoked = $4::boolean,
+                           idle_expires_at = $5::bigint, absolute_expires_at = $6::bigint,
+                           record = $7::bytea
+                     WHERE session_id = $1::text AND generation = $2::bigint AND NOT revoked
+                    RETURNING session_id
+                ), retired AS (
+                    INSERT INTO retired_refresh_tokens (hash, session_id)
+                    SELECT $8::bytea, session_id FROM rotated
+                    ON CONFLICT (hash) DO NOTHING
+                )
+                SELECT count(*) FROM rotated",
+                &[
+                    &next.session_id,
+                    &i64::from(previous.generation),
+                    &generation,
+                    &revoked,
+                    &next.idle_expires_at,
+                    &next.absolute_expires_at,
+                    &encoded,
+                    &&retired[..],
+                ],
+            )
+            .await?;
+        Ok(match row.map(|r| r.get::<_, i64>(0)) {
+            Some(1) => RotationOutcome::Committed,
+            _ => RotationOutcome::Conflict,
+        })
+    }
+
+    async fn retired_token_family(&self, hash: &TokenHash) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .query_opt(
+                "SELECT session_id FROM retired_refresh_tokens WHERE hash = $1",
+                &[&&hash[..]],
+            )
+            .await?
+            .map(|row| row.get(0)))
+    }
+
+    /// One transaction: the families are locked and read, the sessions
+    /// deleted, and each family not yet revoked is stored revoked.
+    async fn remove_sessions(
+        &self,
+        user_id: &str,
+        session_ids: &[String],
+        revocation: FamilyRevocation,
+    ) -> Result<(), StorageError> {
+        if session_ids.is_empty() {
+            return Ok(());
+        }
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(classify)?;
+            let lock = tx
+                .prepare_cached(
+                    "SELECT record FROM families WHERE session_id = ANY($1) ORDER BY session_id
+                     FOR UPDATE",
+                )
+                .await
+                .map_err(classify)?;
+            let mut revoked_ids = Vec::new();
+            let mut revoked_records = Vec::new();
+            for row in tx.query(&lock, &[&session_ids]).await.map_err(classify)? {
+                let mut family: FamilyRecord = record(&row, 0)?;
+                if family.revoked.is_none() {
+                    family.revoked = Some(revocation);
+                    revoked_records.push(encode(&family));
+                    revoked_ids.push(family.session_id);
+                }
+            }
+            let delete = tx
+                .prepare_cached("DELETE FROM sessions WHERE user_id = $1 AND id = ANY($2)")
+                .await
+                .map_err(classify)?;
+            tx.execute(&delete, &[&user_id, &session_ids])
+                .await
+                .map_err(classify)?;
+            if !revoked_ids.is_empty() {
+                let revoke = tx
+                    .prepare_cached(
+                        "UPDATE families AS f SET revoked = true, record = v.record
+                           FROM unnest($1::text[], $2::bytea[]) AS v(session_id, record)
+                          WHERE f.session_id = v.session_id",
+                    )
+                    .await
+                    .map_err(classify)?;
+                tx.execute(&revoke, &[&revoked_ids, &revoked_records])
+                    .await
+                    .map_err(classify)?;
+            }
+            tx.commit().await.map_err(classify)
+        })
+        .await
+    }
+
+    async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
+        let rows = self
+            .query(
+                "SELECT record FROM sessions WHERE user_id = $1 ORDER BY id",
+                &[&user_id],
+            )
+            .await?;
+        records(&rows)
+    }
+
+    async fn family(&self, session_id: &str) -> Result<Option<FamilyRecord>, StorageError> {
+        self.query_opt(
+            "SELECT record FROM families WHERE session_id = $1",
+            &[&session_id],
+        )
+        .await?
+        .map(|row| record(&row, 0))
+        .transpose()
+    }
+
+    /// The live session's user, else its family's (a revoked tombstone's).
+    async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .query_opt(
+                "SELECT user_id FROM (
+                    SELECT user_id, 0 AS rank FROM sessions WHERE id = $1
+                    UNION ALL
+                    SELECT user_id, 1 AS rank FROM families WHERE session_id = $1
+                 ) AS owners ORDER BY rank LIMIT 1",
+                &[&session_id],
+            )
+            .await?
+            .map(|row| row.get(0)))
+    }
+
+    /// One transaction: sessions past their own (or their family's) expiry,
+    /// then finished families without a session, then retired tokens whose
+    /// family is gone.
+    async fn sweep_expired_sessions(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(classify)?;
+            let sessions = tx
+                .execute(
+                    "DELETE FROM sessions WHERE id IN (
+                        SELECT s.id FROM sessions AS s
+                          LEFT JOIN families AS f ON f.session_id = s.id
+                         WHERE CASE WHEN f.session_id IS NULL
+                                    THEN s.expires_at <= $1 OR s.absolute_expires_at <= $1
+                                    ELSE f.idle_expires_at <= $1 OR f.absolute_expires_at <= $1
+                               END)",
+                    &[&now],
+                )
+                .await
+                .map_err(classify)?;
+            let families = tx
+                .execute(
+                    "DELETE FROM families AS f
+                      WHERE (f.absolute_expires_at <= $1
+                             OR (NOT f.revoked AND f.idle_expires_at <= $1))
+                        AND NOT EXISTS (SELECT 1 FROM sessions AS s
+                                         WHERE s.id = f.session_id AND s.user_id = f.user_id)",
+                    &[&now],
+                )
+                .await
+                .map_err(classify)?;
+            tx.execute(
+                "DELETE FROM retired_refresh_tokens AS r
+                  WHERE NOT EXISTS (SELECT 1 FROM families AS f WHERE f.session_id = r.session_id)",
+                &[],
+            )
+            .await
+            .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok((sessions + families) as usize)
+        })
+        .await
+    }
+
+    // ----- OAuth states -----
+
+    /// Reserves a slot in the in-memory count first, so concurrent puts in
+    /// this process never pass `max_pending`; a failed or duplicate insert gives it back.
+    async fn put_oauth_state(
+        &self,
+        key: &TokenHash,
+        state: &OAuthStateRecord,
+        max_pending: usize,
+    ) -> Result<bool, StorageError> {
+        let reserved =
+            self.pending_oauth_states
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max_pending).then_some(n + 1)
+                });
+        if reserved.is_err() {
+            return Ok(false);
+        }
+        let inserted = self
+            .query_opt(
+                "INSERT INTO oauth_states (key, expires_at, link_session_id, record)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at,
+                     link_session_id = EXCLUDED.link_session_id, record = EXCLUDED.record
+                 RETURNING (xmax = 0)",
+                &[
+                    &&key[..],
+                    &state.expires_at,
+                    &state.link_session_id,
+                    &encode(state),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(Some(row)) if row.get::<_, bool>(0) => Ok(true),
+            // The same key twice (never, with 256 random bits): still one entry.
+            Ok(_) => {
+                self.decrement_pending(1);
+                Ok(true)
+            }
+            Err(e) => {
+                self.decrement_pending(1);
+                Err(e)
+            }
+        }
+    }
+
+    /// `DELETE ... RETURNING`: of two takes of one key, one gets the row.
+    async fn take_oauth_state(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<OAuthStateRecord>, StorageError> {
+        let Some(row) = self
+            .query_opt(
+                "DELETE FROM oauth_states WHERE key = $1 RETURNING record, link_session_id",
+                &[&&key[..]],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.decrement_pending(1);
+        let mut state: OAuthStateRecord = record(&row, 0)?;
+        state.link_session_id = row.get(1);
+        Ok(Some(state))
+    }
+
+    /// One transaction: expired states, then any this build cannot read
+    /// (which could never be taken); the count is then set to what is stored.
+    async fn sweep_oauth_states(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let (removed, remaining) = self
+            .run(async {
+                let mut client = self.client().await?;
+                let tx = client.transaction().await.map_err(classify)?;
+                let expired = tx
+                    .execute("DELETE FROM oauth_states WHERE expires_at <= $1", &[&now])
+                    .await
+                    .map_err(classify)?;
+                let unreadable: Vec<Vec<u8>> = tx
+                    .query("SELECT key, record FROM oauth_states", &[])
+                    .await
+                    .map_err(classify)?
+                    .iter()
+                    .filter(|row| record::<OAuthStateRecord>(row, 1).is_err())
+                    .map(|row| row.get::<_, Vec<u8>>(0))
+                    .collect();
+                let unreadable = if unreadable.is_empty() {
+                    0
+                } else {
+                    tracing::warn!(count = unreadable.len(), "removing unreadable OAuth states");
+                    tx.execute(
+                        "DELETE FROM oauth_states WHERE key = ANY($1)",
+                        &[&unreadable],
+                    )
+                    .await
+                    .map_err(classify)?
+                };
+                let remaining: i64 = tx
+                    .query_one("SELECT count(*) FROM oauth_states", &[])
+                    .await
+                    .map_err(classify)?
+                    .get(0);
+                tx.commit().await.map_err(classify)?;
+                Ok(((expired + unreadable) as usize, remaining as usize))
+            })
+            .await?;
+        self.pending_oauth_states
+            .store(remaining, Ordering::Release);
+        Ok(removed)
+    }
+
+    fn oauth_state_count(&self) -> usize {
+        self.pending_oauth_states.load(Ordering::Acquire)
+    }
+
+    // ----- signing keys -----
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError> {
+        let rows = self
+            .query("SELECT record FROM signing_keys ORDER BY kid", &[])
+            .await?;
+        records(&rows)
+    }
+
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO signing_keys (kid, record) VALUES ($1, $2)
+             ON CONFLICT (kid) DO UPDATE SET record = EXCLUDED.record",
+            &[&key.kid, &encode(key)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    // ----- audit log -----
+
+    async fn audit(&self, event: &AuditEvent) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO audit (at, record) VALUES ($1, $2)",
+            &[&event.at, &encode(event)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_audit_events(&self, limit_to: usize) -> Result<Vec<AuditEvent>, StorageError> {
+        let rows = self
+            .query(
+                "SELECT record FROM audit ORDER BY id DESC LIMIT $1",
+                &[&limit(limit_to)],
+            )
+            .await?;
+        records(&rows)
+    }
+
+    // ----- moving a deployment -----
+
+    async fn export(&self) -> Result<Snapshot, StorageError> {
+        self.run(snapshot::export(self)).await
+    }
+
+    async fn import(&self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.run(snapshot::import(self, snapshot)).await
+    }
+}

@@ -1,0 +1,715 @@
+//! [`SledStore`]: the embedded backend, one sled tree per concept.
+//!
+//! Changes that touch several trees run in one sled transaction (or are
+//! ordered so that any prefix a crash leaves is unreachable), so a crash never
+//! leaves an index pointing at nothing. Every mutating method awaits group
+//! commit (see [`group_commit`]) before it returns. Whole-tree scans (sweeps,
+//! export) run on a blocking thread, never on an async worker.
+
+pub mod dir_lock;
+pub mod group_commit;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+
+use crate::codec::{decode, encode};
+use crate::records::*;
+use crate::store::{RotationOutcome, Snapshot, Store};
+use crate::{ReleaseWatch, StorageError, UnixMillis};
+pub use dir_lock::DirLock;
+pub use group_commit::Durability;
+
+/// The handle to every tree. Cheap to clone.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    /// Shared by every handle and by the flusher thread, which drops it only
+    /// after its own database handle: see [`Store::release_watch`].
+    handles: Arc<DirLock>,
+    durability: Durability,
+    /// Whether the last flush succeeded (always true without group commit).
+    healthy: Arc<AtomicBool>,
+    /// Entries of `oauth_states`, kept here because `Tree::len` is a scan.
+    pending_oauth_states: Arc<AtomicUsize>,
+    users: Tree,
+    emails: Tree,
+    accounts: Tree,
+    sessions: Tree,
+    session_owners: Tree,
+    families: Tree,
+    retired_refresh: Tree,
+    oauth_states: Tree,
+    /// State hash → the session that started a link flow (see
+    /// [`OAuthStateRecord::link_session_id`]).
+    oauth_link_sessions: Tree,
+    signing_keys: Tree,
+    audit: Tree,
+}
+
+type TxResult<T> = Result<T, TransactionError<StorageError>>;
+
+fn tx_error(e: TransactionError<StorageError>) -> StorageError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StorageError::Sled(e),
+    }
+}
+
+fn abort<T>(e: StorageError) -> Result<T, ConflictableTransactionError<StorageError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn account_key(provider: &str, subject: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(provider.len() + subject.len() + 1);
+    key.extend_from_slice(provider.as_bytes());
+    key.push(0);
+    key.extend_from_slice(subject.as_bytes());
+    key
+}
+
+fn session_key(user_id: &str, session_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user_id.len() + session_id.len() + 1);
+    key.extend_from_slice(user_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(session_id.as_bytes());
+    key
+}
+
+fn user_prefix(user_id: &str) -> Vec<u8> {
+    let mut key = user_id.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn string_of(bytes: &[u8]) -> Result<String, StorageError> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `path` (blocking). A lock held by a
+    /// process that is just exiting is waited for briefly; one still held after
+    /// that is [`StorageError::Locked`]. `durable = false` only for throw-away
+    /// benchmarks.
+    pub fn open(path: &Path, durable: bool) -> Result<SledStore, StorageError> {
+        std::fs::create_dir_all(path).map_err(|e| StorageError::Sled(e.into()))?;
+        // Ours first: only its holder ever asks sled for sled's own lock.
+        let lock = DirLock::acquire(path)?;
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            // The flusher below owns durability; sled's own timer would only add fsyncs.
+            .flush_every_ms(None)
+            .open()?;
+        let handles = Arc::new(lock);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let durability = if durable {
+            Durability::start_group_commit(db.clone(), handles.clone(), healthy.clone())
+        } else {
+            Durability::None
+        };
+        let oauth_states = db.open_tree("oauth_states")?;
+        // One scan at open; the count is kept from here on.
+        let pending_oauth_states = Arc::new(AtomicUsize::new(oauth_states.len()));
+        Ok(SledStore {
+            healthy,
+            pending_oauth_states,
+            users: db.open_tree("users")?,
+            emails: db.open_tree("email_index")?,
+            accounts: db.open_tree("accounts")?,
+            sessions: db.open_tree("sessions")?,
+            session_owners: db.open_tree("session_owners")?,
+            families: db.open_tree("refresh_families")?,
+            retired_refresh: db.open_tree("retired_refresh_tokens")?,
+            oauth_states,
+            oauth_link_sessions: db.open_tree("oauth_link_sessions")?,
+            signing_keys: db.open_tree("signing_keys")?,
+            audit: db.open_tree("audit")?,
+            durability,
+            handles,
+            db,
+        })
+    }
+
+    async fn durable(&self) -> Result<(), StorageError> {
+        self.durability.wait_durable().await
+    }
+
+    fn read_user(&self, id: &str) -> Result<Option<UserRecord>, StorageError> {
+        self.users
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    fn read_family(&self, session_id: &str) -> Result<Option<FamilyRecord>, StorageError> {
+        self.families
+            .get(session_id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    fn sweep_expired_sessions_blocking(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for entry in self.sessions.iter() {
+            let (key, value) = entry?;
+            let session: SessionRecord = decode(&value)?;
+            let family: Option<FamilyRecord> = self.read_family(&session.id)?;
+            let (expires_at, absolute) = match &family {
+                Some(f) => (f.idle_expires_at, f.absolute_expires_at),
+                None => (session.expires_at, session.absolute_expires_at),
+            };
+            if expires_at <= now || absolute <= now {
+                self.sessions.remove(key)?;
+                if family.is_none() {
+                    self.session_owners.remove(session.id.as_bytes())?;
+                }
+                removed += 1;
+            }
+        }
+        for entry in self.families.iter() {
+            let (key, value) = entry?;
+            let family: FamilyRecord = decode(&value)?;
+            let finished = family.absolute_expires_at <= now
+                || (family.revoked.is_none() && family.idle_expires_at <= now);
+            if finished
+                && self
+                    .sessions
+                    .get(session_key(&family.user_id, &family.session_id))?
+                    .is_none()
+            {
+                self.families.remove(&key)?;
+                self.session_owners.remove(&key)?;
+                removed += 1;
+            }
+        }
+        for entry in self.retired_refresh.iter() {
+            let (hash, session_id) = entry?;
+            if self.families.get(&session_id)?.is_none() {
+                self.retired_refresh.remove(hash)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn sweep_oauth_states_blocking(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for entry in self.oauth_states.iter() {
+            let (key, value) = entry?;
+            // A record this build cannot read (a newer build's, or damaged) can
+            // never be taken: it goes too, or it would hold a pending slot forever.
+            let expired = match decode::<OAuthStateRecord>(&value) {
+                Ok(state) => state.expires_at <= now,
+                Err(e) => {
+                    tracing::warn!(error = %e, "removing an unreadable OAuth state");
+                    true
+                }
+            };
+            if expired && self.oauth_states.remove(&key)?.is_some() {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
+                removed += 1;
+            }
+        }
+        // Link sessions whose state is gone (swept above, or taken by a release
+        // that does not know this tree). One written a moment before its state
+        // may go too: that flow's callback then finds no session and links
+        // nothing (`session_expired`), the safe side.
+        for entry in self.oauth_link_sessions.iter() {
+            let (key, _) = entry?;
+            if !self.oauth_states.contains_key(&key)? {
+                self.oauth_link_sessions.remove(key)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs a whole-tree scan on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&SledStore) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| StorageError::Backend(format!("a storage scan stopped: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    fn backend(&self) -> &'static str {
+        "sled"
+    }
+
+    /// The last flush succeeded. O(1), no disk access.
+    fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Flushes now (on a blocking thread) and records whether it worked, so
+    /// readiness comes back without waiting for a write.
+    async fn recheck_health(&self) -> bool {
+        let ok = self
+            .blocking(|s| Ok(s.db.flush().is_ok()))
+            .await
+            .unwrap_or(false);
+        self.healthy.store(ok, Ordering::Release);
+        ok
+    }
+
+    async fn flush(&self) -> Result<(), StorageError> {
+        self.blocking(|s| {
+            s.db.flush()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Released once every clone and the flusher thread are gone, so the
+    /// directory lock is free.
+    fn release_watch(&self) -> ReleaseWatch {
+        ReleaseWatch::new(&self.handles)
+    }
+
+    // ----- users and their indexes -----
+
+    /// Inserts a new user and claims its email and linked accounts in one transaction.
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StorageError> {
+        let encoded = encode(user);
+        let result: TxResult<()> =
+            (&self.users, &self.emails, &self.accounts).transaction(|(users, emails, accounts)| {
+                if let Some(email) = &user.email {
+                    if emails.get(email.as_bytes())?.is_some() {
+                        return abort(StorageError::EmailTaken);
+                    }
+                    emails.insert(email.as_bytes(), user.id.as_bytes())?;
+                }
+                for account in &user.accounts {
+                    let key = account_key(&account.provider, &account.subject);
+                    if accounts.get(&key)?.is_some() {
+                        return abort(StorageError::AccountTaken);
+                    }
+                    accounts.insert(key, user.id.as_bytes())?;
+                }
+                users.insert(user.id.as_bytes(), encoded.as_slice())?;
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    /// Replaces a user's record (profile, roles, password); indexes are unchanged.
+    async fn put_user(&self, user: &UserRecord) -> Result<(), StorageError> {
+        self.users.insert(user.id.as_bytes(), encode(user))?;
+        self.durable().await
+    }
+
+    /// Claims (provider, subject) for `user` and stores `user`, which already lists it.
+    async fn link_account(
+        &self,
+        user: &UserRecord,
+        account: &LinkedAccount,
+    ) -> Result<(), StorageError> {
+        let encoded = encode(user);
+        let key = account_key(&account.provider, &account.subject);
+        let result: TxResult<()> =
+            (&self.users, &self.accounts).transaction(|(users, accounts)| {
+                match accounts.get(&key)? {
+                    Some(owner) if owner.as_ref() != user.id.as_bytes() => {
+                        return abort(StorageError::AccountTaken)
+                    }
+                    _ => {}
+                }
+                accounts.insert(key.as_slice(), user.id.as_bytes())?;
+                users.insert(user.id.as_bytes(), encoded.as_slice())?;
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    /// Releases (provider, subject) and stores `user`, which no longer lists it.
+    async fn unlink_account(
+        &self,
+        user: &UserRecord,
+        provider: &str,
+        subject: &str,
+    ) -> Result<(), StorageError> {
+        let encoded = encode(user);
+        let key = account_key(provider, subject);
+        let result: TxResult<()> =
+            (&self.users, &self.accounts).transaction(|(users, accounts)| {
+                if let Some(owner) = accounts.get(&key)? {
+                    if owner.as_ref() == user.id.as_bytes() {
+                        accounts.remove(key.as_slice())?;
+                    }
+                }
+                users.insert(user.id.as_bytes(), encoded.as_slice())?;
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StorageError> {
+        self.read_user(id)
+    }
+
+    async fn user_id_by_email(&self, email: &str) -> Result<Option<String>, StorageError> {
+        self.emails
+            .get(email.as_bytes())?
+            .map(|v| string_of(&v))
+            .transpose()
+    }
+
+    async fn user_id_by_account(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StorageError> {
+        self.accounts
+            .get(account_key(provider, subject))?
+            .map(|v| string_of(&v))
+            .transpose()
+    }
+
+    /// Users whose email starts with `email_prefix`, in email order, at most `limit`.
+    async fn find_users_by_email(
+        &self,
+        email_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StorageError> {
+        let mut found = Vec::new();
+        for entry in self.emails.scan_prefix(email_prefix.as_bytes()).take(limit) {
+            let (_, id) = entry?;
+            if let Some(user) = self.read_user(&string_of(&id)?)? {
+                found.push(user);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn user_count(&self) -> Result<u64, StorageError> {
+        self.blocking(|s| Ok(s.users.len() as u64)).await
+    }
+
+    // ----- sessions and refresh families -----
+
+    /// Stores a new or changed session, its owner index, and (for dashboard logins)
+    /// its family. No transaction: the session record is written last and is what
+    /// makes the others reachable, so any subset a crash could leave before the
+    /// flush is unreachable, and nothing is acknowledged before the flush.
+    async fn put_session(
+        &self,
+        session: &SessionRecord,
+        family: Option<&FamilyRecord>,
+    ) -> Result<(), StorageError> {
+        self.session_owners
+            .insert(session.id.as_bytes(), session.user_id.as_bytes())?;
+        if let Some(f) = family {
+            self.families.insert(session.id.as_bytes(), encode(f))?;
+        }
+        self.sessions
+            .insert(session_key(&session.user_id, &session.id), encode(session))?;
+        self.durable().await
+    }
+
+    /// Stores a family after a revocation.
+    async fn put_family(&self, family: &FamilyRecord) -> Result<(), StorageError> {
+        self.families
+            .insert(family.session_id.as_bytes(), encode(family))?;
+        self.durable().await
+    }
+
+    /// The retired entry goes first, so the family never refers to an
+    /// unrecorded token; the family itself is a compare-and-swap against the
+    /// encoding of `previous`. A lost swap leaves only that retired entry, which
+    /// names a token the family no longer accepts as current anyway.
+    async fn rotate_family(
+        &self,
+        previous: &FamilyRecord,
+        next: &FamilyRecord,
+        retired: &TokenHash,
+    ) -> Result<RotationOutcome, StorageError> {
+        self.retired_refresh
+            .insert(retired, next.session_id.as_bytes())?;
+        let swapped = self.families.compare_and_swap(
+            next.session_id.as_bytes(),
+            Some(encode(previous)),
+            Some(encode(next)),
+        )?;
+        if swapped.is_err() {
+            return Ok(RotationOutcome::Conflict);
+        }
+        self.durable().await?;
+        Ok(RotationOutcome::Committed)
+    }
+
+    /// The family (session id) that retired this token hash, if any.
+    async fn retired_token_family(&self, hash: &TokenHash) -> Result<Option<String>, StorageError> {
+        self.retired_refresh
+            .get(hash)?
+            .map(|v| string_of(&v))
+            .transpose()
+    }
+
+    /// Deletes sessions of one user. A session with a refresh family keeps the family
+    /// as a revoked tombstone (so a later replay is still recognised) and its owner
+    /// index; the others lose their owner index too.
+    async fn remove_sessions(
+        &self,
+        user_id: &str,
+        session_ids: &[String],
+        revocation: FamilyRevocation,
+    ) -> Result<(), StorageError> {
+        if session_ids.is_empty() {
+            return Ok(());
+        }
+        let result: TxResult<()> = (&self.sessions, &self.session_owners, &self.families)
+            .transaction(|(sessions, owners, families)| {
+                for id in session_ids {
+                    sessions.remove(session_key(user_id, id))?;
+                    match families.get(id.as_bytes())? {
+                        Some(bytes) => {
+                            let mut family: FamilyRecord =
+                                decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
+                            if family.revoked.is_none() {
+                                family.revoked = Some(revocation);
+                            }
+                            families.insert(id.as_bytes(), encode(&family))?;
+                        }
+                        None => {
+                            owners.remove(id.as_bytes())?;
+                        }
+                    }
+                }
+                Ok(())
+            });
+        result.map_err(tx_error)?;
+        self.durable().await
+    }
+
+    /// Every stored session of a user (expired ones included; the engine filters).
+    async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
+        self.sessions
+            .scan_prefix(user_prefix(user_id))
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+
+    async fn family(&self, session_id: &str) -> Result<Option<FamilyRecord>, StorageError> {
+        self.read_family(session_id)
+    }
+
+    /// The user a session (or a revoked family tombstone) belongs to.
+    async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StorageError> {
+        self.session_owners
+            .get(session_id.as_bytes())?
+            .map(|v| string_of(&v))
+            .transpose()
+    }
+
+    /// Deletes sessions past their expiry and family tombstones past their absolute
+    /// expiry, with their owner index entries. Returns how many records went.
+    async fn sweep_expired_sessions(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let removed = self
+            .blocking(move |s| s.sweep_expired_sessions_blocking(now))
+            .await?;
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    // ----- OAuth states -----
+
+    /// Stores a started flow, unless `max_pending` flows are pending already:
+    /// then nothing is written and the answer is `Ok(false)`.
+    async fn put_oauth_state(
+        &self,
+        key: &TokenHash,
+        state: &OAuthStateRecord,
+        max_pending: usize,
+    ) -> Result<bool, StorageError> {
+        let reserved =
+            self.pending_oauth_states
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max_pending).then_some(n + 1)
+                });
+        if reserved.is_err() {
+            return Ok(false);
+        }
+        if let Some(session_id) = &state.link_session_id {
+            // Before the state: a state is only ever found with its session.
+            if let Err(e) = self.oauth_link_sessions.insert(key, session_id.as_bytes()) {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
+                return Err(e.into());
+            }
+        }
+        match self.oauth_states.insert(key, encode(state)) {
+            Ok(None) => {}
+            // The same state twice (never, with 256 random bits): still one entry.
+            Ok(Some(_)) => {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
+            }
+            Err(e) => {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
+                return Err(e.into());
+            }
+        }
+        self.durable().await?;
+        Ok(true)
+    }
+
+    /// Removes and returns a state: a second take of the same key finds nothing.
+    async fn take_oauth_state(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<OAuthStateRecord>, StorageError> {
+        let taken = self.oauth_states.remove(key)?;
+        let link_session = self.oauth_link_sessions.remove(key)?;
+        match taken {
+            Some(bytes) => {
+                self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
+                self.durable().await?;
+                let mut state: OAuthStateRecord = decode(&bytes)?;
+                state.link_session_id = link_session.map(|s| string_of(&s)).transpose()?;
+                Ok(Some(state))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes states past their expiry; returns how many went.
+    async fn sweep_oauth_states(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let removed = self
+            .blocking(move |s| s.sweep_oauth_states_blocking(now))
+            .await?;
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    /// Started flows waiting for their callback (O(1)).
+    fn oauth_state_count(&self) -> usize {
+        self.pending_oauth_states.load(Ordering::Acquire)
+    }
+
+    // ----- signing keys -----
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError> {
+        self.signing_keys
+            .iter()
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StorageError> {
+        self.signing_keys.insert(key.kid.as_bytes(), encode(key))?;
+        self.durable().await
+    }
+
+    // ----- audit log -----
+
+    /// Appends a security event; it is durable when this returns.
+    async fn audit(&self, event: &AuditEvent) -> Result<(), StorageError> {
+        let id = self.db.generate_id()?;
+        self.audit.insert(id.to_be_bytes(), encode(event))?;
+        self.durable().await
+    }
+
+    /// The newest `limit` audit events, newest first.
+    async fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StorageError> {
+        self.audit
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+
+    // ----- moving a deployment -----
+
+    async fn export(&self) -> Result<Snapshot, StorageError> {
+        self.blocking(|s| {
+            let mut snapshot = Snapshot::default();
+            for entry in s.users.iter() {
+                snapshot.users.push(decode(&entry?.1)?);
+            }
+            for entry in s.sessions.iter() {
+                snapshot.sessions.push(decode(&entry?.1)?);
+            }
+            for entry in s.families.iter() {
+                snapshot.families.push(decode(&entry?.1)?);
+            }
+            for entry in s.retired_refresh.iter() {
+                let (hash, session_id) = entry?;
+                let hash: TokenHash = hash.as_ref().try_into().map_err(|_| {
+                    StorageError::Corrupt("a retired token key is not 32 bytes".into())
+                })?;
+                snapshot
+                    .retired_tokens
+                    .push((hash, string_of(&session_id)?));
+            }
+            for entry in s.signing_keys.iter() {
+                snapshot.signing_keys.push(decode(&entry?.1)?);
+            }
+            for entry in s.audit.iter() {
+                snapshot.audit.push(decode(&entry?.1)?);
+            }
+            Ok(snapshot)
+        })
+        .await
+    }
+
+    async fn import(&self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        if !self.users.is_empty() || !self.signing_keys.is_empty() {
+            return Err(StorageError::NotEmpty("users or signing keys".into()));
+        }
+        let snapshot = snapshot.clone();
+        self.blocking(move |s| {
+            for user in &snapshot.users {
+                s.users.insert(user.id.as_bytes(), encode(user))?;
+                if let Some(email) = &user.email {
+                    s.emails.insert(email.as_bytes(), user.id.as_bytes())?;
+                }
+                for account in &user.accounts {
+                    s.accounts.insert(
+                        account_key(&account.provider, &account.subject),
+                        user.id.as_bytes(),
+                    )?;
+                }
+            }
+            for family in &snapshot.families {
+                s.families
+                    .insert(family.session_id.as_bytes(), encode(family))?;
+                s.session_owners
+                    .insert(family.session_id.as_bytes(), family.user_id.as_bytes())?;
+            }
+            for session in &snapshot.sessions {
+                s.session_owners
+                    .insert(session.id.as_bytes(), session.user_id.as_bytes())?;
+                s.sessions
+                    .insert(session_key(&session.user_id, &session.id), encode(session))?;
+            }
+            for (hash, session_id) in &snapshot.retired_tokens {
+                s.retired_refresh.insert(hash, session_id.as_bytes())?;
+            }
+            for key in &snapshot.signing_keys {
+                s.signing_keys.insert(key.kid.as_bytes(), encode(key))?;
+            }
+            for event in &snapshot.audit {
+                let id = s.db.generate_id()?;
+                s.audit.insert(id.to_be_bytes(), encode(event))?;
+            }
+            s.db.flush()?;
+            Ok(())
+        })
+        .await
+    }
+}

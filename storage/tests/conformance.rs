@@ -1,0 +1,1251 @@
+//! The storage conformance suite: one body per behaviour of the [`Store`]
+//! trait, run against every backend (sled in a temporary directory, PostgreSQL
+//! in a fresh database of the test server from `tachigo-testkit`), so both
+//! behave alike. Every body asserts what the store holds after each call.
+//! PostgreSQL-only behaviour (schema versions, secrets in errors) comes last.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tachigo_storage::postgres::KNOWN_VERSION;
+use tachigo_storage::*;
+
+// ----- backends -----
+
+/// Where one test's data lives; [`Backend::open`] opens it (again).
+enum Backend {
+    Sled(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Backend {
+    fn sled() -> Backend {
+        Backend::Sled(tempfile::tempdir().expect("a temporary directory"))
+    }
+
+    async fn postgres() -> Backend {
+        Backend::Postgres(tachigo_testkit::postgres().fresh_database().await)
+    }
+
+    /// An empty store of the other kind, for copies between backends.
+    async fn other(&self) -> Backend {
+        match self {
+            Backend::Sled(_) => Backend::postgres().await,
+            Backend::Postgres(_) => Backend::sled(),
+        }
+    }
+
+    fn config(&self) -> StoreConfig {
+        match self {
+            Backend::Sled(dir) => StoreConfig::Sled {
+                path: dir.path().join("db"),
+                durable: true,
+            },
+            Backend::Postgres(url) => StoreConfig::Postgres(pg_config(url)),
+        }
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        open(&self.config()).await.expect("opening the store")
+    }
+
+    /// Drops `store`, waits until it has let go of everything, opens it again.
+    async fn reopen(&self, store: Arc<dyn Store>) -> Arc<dyn Store> {
+        let watch = store.release_watch();
+        drop(store);
+        assert!(
+            watch.wait(Duration::from_secs(10)).await,
+            "the store was released"
+        );
+        self.open().await
+    }
+}
+
+fn pg_config(url: &str) -> PostgresConfig {
+    PostgresConfig {
+        url: url.to_string(),
+        pool_size: 8,
+        statement_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Runs each named body once per backend: `sled::<name>` and `postgres::<name>`.
+macro_rules! conformance {
+    ($($body:ident),* $(,)?) => {
+        mod sled {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    super::$body(super::Backend::sled()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    super::$body(super::Backend::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    users_are_unique_by_email_and_account,
+    put_user_replaces_the_record_but_not_the_indexes,
+    accounts_link_and_unlink_only_for_their_holder,
+    email_prefix_search_is_ordered_limited_and_literal,
+    sessions_families_and_owners,
+    rotation_commits_only_from_the_stored_unrevoked_generation,
+    concurrent_rotations_of_one_family_commit_exactly_once,
+    removing_sessions_keeps_family_tombstones_and_their_owner,
+    sweeping_sessions_removes_what_expired_and_keeps_what_lives,
+    oauth_states_are_bounded_counted_and_taken_once,
+    signing_keys_and_the_audit_log,
+    a_copy_to_the_other_backend_holds_the_same_data,
+    import_refuses_a_store_with_data_and_changes_nothing,
+    everything_acknowledged_survives_a_reopen,
+    health_flush_and_release,
+);
+
+// ----- records -----
+
+const T0: UnixMillis = 1_700_000_000_000;
+
+fn user(id: &str, email: Option<&str>, accounts: &[(&str, &str)]) -> UserRecord {
+    UserRecord {
+        id: id.into(),
+        email: email.map(str::to_string),
+        email_verified: true,
+        name: Some(format!("Name of {id}")),
+        roles: vec!["user".into()],
+        accounts: accounts
+            .iter()
+            .map(|(provider, subject)| account(provider, subject))
+            .collect(),
+        created_at: T0,
+        updated_at: T0,
+        ..UserRecord::default()
+    }
+}
+
+fn account(provider: &str, subject: &str) -> LinkedAccount {
+    LinkedAccount {
+        provider: provider.into(),
+        subject: subject.into(),
+        email: None,
+        linked_at: T0,
+    }
+}
+
+fn session(id: &str, user_id: &str, expires_at: UnixMillis) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        surface: Surface::Dashboard,
+        token_hash: Some([7; 32]),
+        created_at: T0,
+        updated_at: T0,
+        expires_at,
+        absolute_expires_at: expires_at + 1_000,
+        user_agent: Some("test".into()),
+        ip: Some("127.0.0.1".into()),
+        context: None,
+    }
+}
+
+fn family(session_id: &str, user_id: &str, idle: UnixMillis, absolute: UnixMillis) -> FamilyRecord {
+    FamilyRecord {
+        session_id: session_id.into(),
+        user_id: user_id.into(),
+        current: [0; 32],
+        generation: 0,
+        previous: None,
+        revoked: None,
+        last_rotated_at: T0,
+        idle_expires_at: idle,
+        absolute_expires_at: absolute,
+    }
+}
+
+/// The rotation of `f` to a new current token `current`.
+fn rotated(f: &FamilyRecord, current: TokenHash) -> FamilyRecord {
+    FamilyRecord {
+        current,
+        generation: f.generation + 1,
+        previous: Some(RetiredToken {
+            hash: f.current,
+            retired_at: T0,
+        }),
+        last_rotated_at: f.last_rotated_at + 1,
+        ..f.clone()
+    }
+}
+
+fn hash(n: u64) -> TokenHash {
+    let mut h = [0xAB; 32];
+    h[..8].copy_from_slice(&n.to_be_bytes());
+    h
+}
+
+fn state(expires_at: UnixMillis, link_session: Option<&str>) -> OAuthStateRecord {
+    OAuthStateRecord {
+        provider: "twitch".into(),
+        pkce_verifier: "v".repeat(43),
+        nonce: Some("n".into()),
+        binding_hash: [1; 32],
+        callback_url: "https://app.example/done".into(),
+        error_callback_url: "https://app.example/error".into(),
+        new_user_callback_url: None,
+        link_user_id: link_session.map(|_| "user-1".to_string()),
+        link_session_id: link_session.map(str::to_string),
+        created_at: 0,
+        expires_at,
+    }
+}
+
+fn signing_key(kid: &str) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.into(),
+        private_pkcs8: vec![1, 2, 3, kid.len() as u8],
+        public_key: vec![9; 32],
+        created_at: T0,
+        retired_at: None,
+    }
+}
+
+fn event(n: i64) -> AuditEvent {
+    AuditEvent {
+        at: T0 + n,
+        kind: format!("event_{n}"),
+        user_id: Some("u1".into()),
+        session_id: None,
+        ip: None,
+        detail: format!("detail {n}"),
+    }
+}
+
+/// One of everything a snapshot holds.
+async fn populate(store: &dyn Store) {
+    store
+        .create_user(&user("u1", Some("one@example.com"), &[("twitch", "t1")]))
+        .await
+        .unwrap();
+    store
+        .create_user(&user("u2", None, &[("google", "g2"), ("twitch", "t2")]))
+        .await
+        .unwrap();
+    store
+        .put_session(&session("s1", "u1", T0 + 10_000), None)
+        .await
+        .unwrap();
+    let f = family("s2", "u1", T0 + 10_000, T0 + 20_000);
+    store
+        .put_session(&session("s2", "u1", T0 + 10_000), Some(&f))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_family(&f, &rotated(&f, hash(1)), &hash(100))
+            .await
+            .unwrap(),
+        RotationOutcome::Committed
+    );
+    store.put_signing_key(&signing_key("k1")).await.unwrap();
+    for n in 0..3 {
+        store.audit(&event(n)).await.unwrap();
+    }
+}
+
+// ----- users -----
+
+async fn users_are_unique_by_email_and_account(backend: Backend) {
+    let store = backend.open().await;
+    let a = user("a", Some("a@example.com"), &[("twitch", "1")]);
+    store.create_user(&a).await.unwrap();
+    assert_eq!(store.user("a").await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store
+            .user_id_by_email("a@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        store
+            .user_id_by_account("twitch", "1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+
+    // The email is taken: nothing of b is written, not even its free account.
+    let b = user("b", Some("a@example.com"), &[("twitch", "2")]);
+    assert!(matches!(
+        store.create_user(&b).await,
+        Err(StorageError::EmailTaken)
+    ));
+    assert_eq!(store.user("b").await.unwrap(), None);
+    assert_eq!(store.user_id_by_account("twitch", "2").await.unwrap(), None);
+
+    // The account is taken: nothing of c is written, not even its free email.
+    let c = user(
+        "c",
+        Some("c@example.com"),
+        &[("google", "9"), ("twitch", "1")],
+    );
+    assert!(matches!(
+        store.create_user(&c).await,
+        Err(StorageError::AccountTaken)
+    ));
+    assert_eq!(store.user("c").await.unwrap(), None);
+    assert_eq!(store.user_id_by_email("c@example.com").await.unwrap(), None);
+    assert_eq!(store.user_id_by_account("google", "9").await.unwrap(), None);
+    assert_eq!(
+        store
+            .user_id_by_account("twitch", "1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+
+    // Without email or accounts, and with the freed values, creation works.
+    store.create_user(&user("d", None, &[])).await.unwrap();
+    let b = user("b", Some("b@example.com"), &[("twitch", "2")]);
+    store.create_user(&b).await.unwrap();
+    assert_eq!(store.user("b").await.unwrap(), Some(b));
+    assert_eq!(
+        store
+            .user_id_by_account("twitch", "2")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("b")
+    );
+    assert_eq!(store.user_count().await.unwrap(), 3);
+    assert_eq!(store.user("nobody").await.unwrap(), None);
+    assert_eq!(
+        store.user_id_by_email("nobody@example.com").await.unwrap(),
+        None
+    );
+}
+
+async fn put_user_replaces_the_record_but_not_the_indexes(backend: Backend) {
+    let store = backend.open().await;
+    store
+        .create_user(&user("a", Some("a@example.com"), &[]))
+        .await
+        .unwrap();
+    let mut changed = user("a", Some("new@example.com"), &[]);
+    changed.name = Some("Renamed".into());
+    changed.roles = vec!["admin".into()];
+    changed.password_hash = Some("$argon2id$stub".into());
+    store.put_user(&changed).await.unwrap();
+    assert_eq!(store.user("a").await.unwrap(), Some(changed));
+    assert_eq!(
+        store
+            .user_id_by_email("a@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        store.user_id_by_email("new@example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(store.user_count().await.unwrap(), 1);
+}
+
+async fn accounts_link_and_unlink_only_for_their_holder(backend: Backend) {
+    let store = backend.open().await;
+    let a = user("a", Some("a@example.com"), &[]);
+    let b = user("b", Some("b@example.com"), &[]);
+    store.create_user(&a).await.unwrap();
+    store.create_user(&b).await.unwrap();
+
+    let mut a_linked = a.clone();
+    a_linked.accounts.push(account("google", "g1"));
+    store
+        .link_account(&a_linked, &account("google", "g1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_id_by_account("google", "g1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+    assert_eq!(store.user("a").await.unwrap(), Some(a_linked.clone()));
+    // Linking again by the holder is fine.
+    store
+        .link_account(&a_linked, &account("google", "g1"))
+        .await
+        .unwrap();
+
+    // Another user cannot take it, and its record is not written.
+    let mut b_linked = b.clone();
+    b_linked.accounts.push(account("google", "g1"));
+    assert!(matches!(
+        store
+            .link_account(&b_linked, &account("google", "g1"))
+            .await,
+        Err(StorageError::AccountTaken)
+    ));
+    assert_eq!(store.user("b").await.unwrap(), Some(b.clone()));
+    assert_eq!(
+        store
+            .user_id_by_account("google", "g1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+
+    // Unlinking by a user who does not hold it releases nothing.
+    let mut b_renamed = b.clone();
+    b_renamed.name = Some("B".into());
+    store
+        .unlink_account(&b_renamed, "google", "g1")
+        .await
+        .unwrap();
+    assert_eq!(store.user("b").await.unwrap(), Some(b_renamed));
+    assert_eq!(
+        store
+            .user_id_by_account("google", "g1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+
+    // The holder releases it; then another user can claim it.
+    store.unlink_account(&a, "google", "g1").await.unwrap();
+    assert_eq!(store.user("a").await.unwrap(), Some(a));
+    assert_eq!(
+        store.user_id_by_account("google", "g1").await.unwrap(),
+        None
+    );
+    store
+        .link_account(&b_linked, &account("google", "g1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_id_by_account("google", "g1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("b")
+    );
+    assert_eq!(store.user("b").await.unwrap(), Some(b_linked));
+}
+
+async fn email_prefix_search_is_ordered_limited_and_literal(backend: Backend) {
+    let store = backend.open().await;
+    // Byte order: '%' < '\' < '_' < 'b' < 'x'.
+    let emails = [
+        "axb@x.io",
+        "ab@x.io",
+        "a_b@x.io",
+        "a%c@x.io",
+        "a\\z@x.io",
+        "zed@x.io",
+    ];
+    for (n, email) in emails.iter().enumerate() {
+        store
+            .create_user(&user(&format!("u{n}"), Some(email), &[]))
+            .await
+            .unwrap();
+    }
+    store
+        .create_user(&user("no-email", None, &[]))
+        .await
+        .unwrap();
+    let found = |prefix: &'static str, limit: usize| {
+        let store = store.clone();
+        async move {
+            store
+                .find_users_by_email(prefix, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.email.unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        found("a", 10).await,
+        ["a%c@x.io", "a\\z@x.io", "a_b@x.io", "ab@x.io", "axb@x.io"]
+    );
+    assert_eq!(found("a", 3).await, ["a%c@x.io", "a\\z@x.io", "a_b@x.io"]);
+    // Wildcard characters match only themselves.
+    assert_eq!(found("a_", 10).await, ["a_b@x.io"]);
+    assert_eq!(found("a%", 10).await, ["a%c@x.io"]);
+    assert_eq!(found("a\\", 10).await, ["a\\z@x.io"]);
+    assert_eq!(found("", 100).await.len(), 6);
+    assert!(found("b", 10).await.is_empty());
+    assert!(found("a", 0).await.is_empty());
+    let full = store.find_users_by_email("zed@x.io", 5).await.unwrap();
+    assert_eq!(full, vec![user("u5", Some("zed@x.io"), &[])]);
+    assert_eq!(store.user_count().await.unwrap(), 7);
+}
+
+// ----- sessions and families -----
+
+async fn sessions_families_and_owners(backend: Backend) {
+    let store = backend.open().await;
+    let s1 = session("s1", "u", T0 + 1_000);
+    let s2 = session("s2", "u", T0 + 1_000);
+    let f2 = family("s2", "u", T0 + 1_000, T0 + 5_000);
+    let s3 = session("s3", "v", T0 + 1_000);
+    store.put_session(&s2, Some(&f2)).await.unwrap();
+    store.put_session(&s1, None).await.unwrap();
+    store.put_session(&s3, None).await.unwrap();
+
+    assert_eq!(
+        store.sessions_of("u").await.unwrap(),
+        vec![s1.clone(), s2.clone()]
+    );
+    assert_eq!(store.sessions_of("v").await.unwrap(), vec![s3]);
+    assert!(store.sessions_of("nobody").await.unwrap().is_empty());
+    for (id, owner) in [
+        ("s1", Some("u")),
+        ("s2", Some("u")),
+        ("s3", Some("v")),
+        ("s4", None),
+    ] {
+        assert_eq!(
+            store.session_owner(id).await.unwrap().as_deref(),
+            owner,
+            "owner of {id}"
+        );
+    }
+    assert_eq!(store.family("s2").await.unwrap(), Some(f2.clone()));
+    assert_eq!(store.family("s1").await.unwrap(), None);
+
+    // A changed session replaces the stored one.
+    let mut s1_extended = s1.clone();
+    s1_extended.expires_at += 500;
+    s1_extended.updated_at += 500;
+    store.put_session(&s1_extended, None).await.unwrap();
+    assert_eq!(store.sessions_of("u").await.unwrap(), vec![s1_extended, s2]);
+
+    // A family stored after a revocation.
+    let mut f2_revoked = f2.clone();
+    f2_revoked.revoked = Some(FamilyRevocation::Revoked);
+    store.put_family(&f2_revoked).await.unwrap();
+    assert_eq!(store.family("s2").await.unwrap(), Some(f2_revoked));
+}
+
+async fn rotation_commits_only_from_the_stored_unrevoked_generation(backend: Backend) {
+    let store = backend.open().await;
+    let f0 = family("s", "u", T0 + 1_000, T0 + 5_000);
+    store
+        .put_session(&session("s", "u", T0 + 1_000), Some(&f0))
+        .await
+        .unwrap();
+
+    let f1 = rotated(&f0, hash(1));
+    assert_eq!(
+        store.rotate_family(&f0, &f1, &f0.current).await.unwrap(),
+        RotationOutcome::Committed
+    );
+    assert_eq!(store.family("s").await.unwrap(), Some(f1.clone()));
+    assert_eq!(
+        store
+            .retired_token_family(&f0.current)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("s")
+    );
+
+    // From a stale previous: nothing changes.
+    let stale = rotated(&f0, hash(2));
+    assert_eq!(
+        store.rotate_family(&f0, &stale, &hash(77)).await.unwrap(),
+        RotationOutcome::Conflict
+    );
+    assert_eq!(store.family("s").await.unwrap(), Some(f1.clone()));
+
+    let f2 = rotated(&f1, hash(3));
+    assert_eq!(
+        store.rotate_family(&f1, &f2, &f1.current).await.unwrap(),
+        RotationOutcome::Committed
+    );
+    assert_eq!(store.family("s").await.unwrap(), Some(f2.clone()));
+    assert_eq!(
+        store
+            .retired_token_family(&f1.current)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("s")
+    );
+
+    // A revoked family never rotates again.
+    let mut f2_revoked = f2.clone();
+    f2_revoked.revoked = Some(FamilyRevocation::Reuse);
+    store.put_family(&f2_revoked).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_family(&f2, &rotated(&f2, hash(4)), &f2.current)
+            .await
+            .unwrap(),
+        RotationOutcome::Conflict
+    );
+    assert_eq!(store.family("s").await.unwrap(), Some(f2_revoked));
+
+    // A family that does not exist does not rotate.
+    let ghost = family("ghost", "u", T0, T0);
+    assert_eq!(
+        store
+            .rotate_family(&ghost, &rotated(&ghost, hash(5)), &hash(6))
+            .await
+            .unwrap(),
+        RotationOutcome::Conflict
+    );
+    assert_eq!(store.family("ghost").await.unwrap(), None);
+    assert_eq!(store.retired_token_family(&hash(999)).await.unwrap(), None);
+}
+
+async fn concurrent_rotations_of_one_family_commit_exactly_once(backend: Backend) {
+    const FAMILIES: u64 = 10;
+    const ROUNDS: u64 = 5;
+    let store = backend.open().await;
+    let mut current = Vec::new();
+    for n in 0..FAMILIES {
+        let id = format!("s{n}");
+        let f = family(&id, "u", T0 + 1_000, T0 + 5_000);
+        store
+            .put_session(&session(&id, "u", T0 + 1_000), Some(&f))
+            .await
+            .unwrap();
+        current.push(f);
+    }
+    for round in 0..ROUNDS {
+        // Two rotations of every family from the same stored state, all at once.
+        let mut racers = Vec::new();
+        for (n, previous) in current.iter().enumerate() {
+            for contender in 0..2u64 {
+                let store = store.clone();
+                let previous = previous.clone();
+                let next = rotated(&previous, hash(1_000 * round + 10 * n as u64 + contender));
+                racers.push(tokio::spawn(async move {
+                    let outcome = store
+                        .rotate_family(&previous, &next, &previous.current)
+                        .await
+                        .unwrap();
+                    (n, outcome, next)
+                }));
+            }
+        }
+        let mut winners: Vec<Option<FamilyRecord>> = vec![None; current.len()];
+        for racer in racers {
+            let (n, outcome, next) = racer.await.unwrap();
+            if outcome == RotationOutcome::Committed {
+                assert!(
+                    winners[n].is_none(),
+                    "round {round}: family {n} committed twice"
+                );
+                winners[n] = Some(next);
+            }
+        }
+        for (n, winner) in winners.into_iter().enumerate() {
+            let winner =
+                winner.unwrap_or_else(|| panic!("round {round}: family {n} never committed"));
+            assert_eq!(
+                store.family(&format!("s{n}")).await.unwrap().as_ref(),
+                Some(&winner)
+            );
+            current[n] = winner;
+        }
+    }
+}
+
+async fn removing_sessions_keeps_family_tombstones_and_their_owner(backend: Backend) {
+    let store = backend.open().await;
+    let f1 = family("s1", "u", T0 + 1_000, T0 + 5_000);
+    store
+        .put_session(&session("s1", "u", T0 + 1_000), Some(&f1))
+        .await
+        .unwrap();
+    store
+        .put_session(&session("s2", "u", T0 + 1_000), None)
+        .await
+        .unwrap();
+    let s3 = session("s3", "u", T0 + 1_000);
+    store.put_session(&s3, None).await.unwrap();
+
+    store
+        .remove_sessions("u", &[], FamilyRevocation::Revoked)
+        .await
+        .unwrap();
+    assert_eq!(store.sessions_of("u").await.unwrap().len(), 3);
+
+    store
+        .remove_sessions("u", &["s1".into(), "s2".into()], FamilyRevocation::Reuse)
+        .await
+        .unwrap();
+    assert_eq!(store.sessions_of("u").await.unwrap(), vec![s3]);
+    let tombstone = FamilyRecord {
+        revoked: Some(FamilyRevocation::Reuse),
+        ..f1.clone()
+    };
+    assert_eq!(store.family("s1").await.unwrap(), Some(tombstone.clone()));
+    assert_eq!(
+        store.session_owner("s1").await.unwrap().as_deref(),
+        Some("u")
+    );
+    assert_eq!(store.session_owner("s2").await.unwrap(), None);
+    assert_eq!(
+        store.session_owner("s3").await.unwrap().as_deref(),
+        Some("u")
+    );
+    // A tombstone can never rotate.
+    assert_eq!(
+        store
+            .rotate_family(&f1, &rotated(&f1, hash(1)), &f1.current)
+            .await
+            .unwrap(),
+        RotationOutcome::Conflict
+    );
+
+    // Revoking again keeps the first reason.
+    store
+        .remove_sessions("u", &["s1".into()], FamilyRevocation::Revoked)
+        .await
+        .unwrap();
+    assert_eq!(store.family("s1").await.unwrap(), Some(tombstone));
+}
+
+async fn sweeping_sessions_removes_what_expired_and_keeps_what_lives(backend: Backend) {
+    let now = T0;
+    let store = backend.open().await;
+    // A retired token whose family never existed here.
+    store
+        .import(&Snapshot {
+            retired_tokens: vec![(hash(900), "ghost".into())],
+            ..Snapshot::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .retired_token_family(&hash(900))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ghost")
+    );
+
+    // live: its own expiry is ahead.
+    let live = session("live", "u", now + 1);
+    store.put_session(&live, None).await.unwrap();
+    // expired: its own expiry has passed.
+    store
+        .put_session(&session("expired", "u", now), None)
+        .await
+        .unwrap();
+    // idle: its family's idle expiry has passed (its own has not): session and family go.
+    let idle = family("idle", "u", now - 1, now + 5_000);
+    store
+        .put_session(&session("idle", "u", now + 1_000), Some(&idle))
+        .await
+        .unwrap();
+    let idle1 = rotated(&idle, hash(1));
+    assert_eq!(
+        store
+            .rotate_family(&idle, &idle1, &hash(901))
+            .await
+            .unwrap(),
+        RotationOutcome::Committed
+    );
+    // family-live: its own expiry passed but its family's has not: it stays.
+    let fam_live = session("family-live", "u", now - 1);
+    let fl = family("family-live", "u", now + 1_000, now + 5_000);
+    store.put_session(&fam_live, Some(&fl)).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_family(&fl, &rotated(&fl, hash(2)), &hash(902))
+            .await
+            .unwrap(),
+        RotationOutcome::Committed
+    );
+    // finished tombstone: revoked and past its absolute expiry: goes, with its retired token.
+    let done = family("done", "u", now + 1_000, now + 1_000);
+    store
+        .put_session(&session("done", "u", now + 1_000), Some(&done))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_family(&done, &rotated(&done, hash(3)), &hash(903))
+            .await
+            .unwrap(),
+        RotationOutcome::Committed
+    );
+    store
+        .remove_sessions("u", &["done".into()], FamilyRevocation::Revoked)
+        .await
+        .unwrap();
+    let mut done_now = store.family("done").await.unwrap().unwrap();
+    done_now.absolute_expires_at = now - 1;
+    store.put_family(&done_now).await.unwrap();
+    // kept tombstone: revoked, idle passed but absolute ahead: stays.
+    let kept = family("kept", "u", now + 1_000, now + 5_000);
+    store
+        .put_session(&session("kept", "u", now + 1_000), Some(&kept))
+        .await
+        .unwrap();
+    store
+        .remove_sessions("u", &["kept".into()], FamilyRevocation::Reuse)
+        .await
+        .unwrap();
+    let mut kept_now = store.family("kept").await.unwrap().unwrap();
+    kept_now.idle_expires_at = now - 1;
+    store.put_family(&kept_now).await.unwrap();
+
+    // expired + idle (session) + idle (family) + done (family).
+    assert_eq!(store.sweep_expired_sessions(now).await.unwrap(), 4);
+
+    let left: Vec<String> = store
+        .sessions_of("u")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, ["family-live", "live"]);
+    for (id, owner) in [
+        ("live", true),
+        ("expired", false),
+        ("idle", false),
+        ("family-live", true),
+        ("done", false),
+        ("kept", true),
+    ] {
+        assert_eq!(
+            store.session_owner(id).await.unwrap().is_some(),
+            owner,
+            "owner of {id}"
+        );
+    }
+    assert_eq!(store.family("idle").await.unwrap(), None);
+    assert_eq!(store.family("done").await.unwrap(), None);
+    assert_eq!(store.family("kept").await.unwrap(), Some(kept_now));
+    assert!(store.family("family-live").await.unwrap().is_some());
+    assert_eq!(store.retired_token_family(&hash(900)).await.unwrap(), None);
+    assert_eq!(store.retired_token_family(&hash(901)).await.unwrap(), None);
+    assert_eq!(store.retired_token_family(&hash(903)).await.unwrap(), None);
+    assert_eq!(
+        store
+            .retired_token_family(&hash(902))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("family-live")
+    );
+
+    assert_eq!(store.sweep_expired_sessions(now).await.unwrap(), 0);
+}
+
+// ----- OAuth states -----
+
+async fn oauth_states_are_bounded_counted_and_taken_once(backend: Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.oauth_state_count(), 0);
+    assert!(store
+        .put_oauth_state(&[1; 32], &state(1_000, Some("session-a")), 3)
+        .await
+        .unwrap());
+    assert!(store
+        .put_oauth_state(&[2; 32], &state(1_000, None), 3)
+        .await
+        .unwrap());
+    assert!(store
+        .put_oauth_state(&[3; 32], &state(5_000, Some("session-c")), 3)
+        .await
+        .unwrap());
+    // At the bound: refused, nothing written.
+    assert!(!store
+        .put_oauth_state(&[4; 32], &state(5_000, None), 3)
+        .await
+        .unwrap());
+    assert_eq!(store.oauth_state_count(), 3);
+    assert_eq!(store.take_oauth_state(&[4; 32]).await.unwrap(), None);
+
+    let taken = store.take_oauth_state(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(taken, state(1_000, Some("session-a")));
+    assert_eq!(store.take_oauth_state(&[1; 32]).await.unwrap(), None);
+    assert_eq!(store.oauth_state_count(), 2);
+
+    // The sweep removes the expired one; the count follows.
+    assert_eq!(store.sweep_oauth_states(2_000).await.unwrap(), 1);
+    assert_eq!(store.oauth_state_count(), 1);
+    assert_eq!(store.take_oauth_state(&[2; 32]).await.unwrap(), None);
+
+    // Concurrent takes of one key: exactly one finds it.
+    for round in 0..20u8 {
+        let key = [100 + round; 32];
+        assert!(store
+            .put_oauth_state(&key, &state(9_000, Some("s")), 100)
+            .await
+            .unwrap());
+        let takes: Vec<_> = (0..2)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.take_oauth_state(&key).await.unwrap() })
+            })
+            .collect();
+        let mut found = 0;
+        for take in takes {
+            if let Some(taken) = take.await.unwrap() {
+                assert_eq!(taken.link_session_id.as_deref(), Some("s"));
+                found += 1;
+            }
+        }
+        assert_eq!(found, 1, "round {round}");
+    }
+    assert_eq!(store.oauth_state_count(), 1);
+
+    // A reopen counts what is stored, and the link session is still there.
+    let store = backend.reopen(store).await;
+    assert_eq!(store.oauth_state_count(), 1);
+    let taken = store.take_oauth_state(&[3; 32]).await.unwrap().unwrap();
+    assert_eq!(taken, state(5_000, Some("session-c")));
+    assert_eq!(store.oauth_state_count(), 0);
+    assert_eq!(store.sweep_oauth_states(i64::MAX).await.unwrap(), 0);
+    assert_eq!(store.oauth_state_count(), 0);
+}
+
+// ----- signing keys and audit -----
+
+async fn signing_keys_and_the_audit_log(backend: Backend) {
+    let store = backend.open().await;
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    store.put_signing_key(&signing_key("k2")).await.unwrap();
+    store.put_signing_key(&signing_key("k1")).await.unwrap();
+    let mut k1_retired = signing_key("k1");
+    k1_retired.retired_at = Some(T0 + 5);
+    store.put_signing_key(&k1_retired).await.unwrap();
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        vec![k1_retired, signing_key("k2")]
+    );
+
+    assert!(store.recent_audit_events(10).await.unwrap().is_empty());
+    for n in 0..5 {
+        store.audit(&event(n)).await.unwrap();
+    }
+    assert_eq!(
+        store.recent_audit_events(3).await.unwrap(),
+        vec![event(4), event(3), event(2)]
+    );
+    assert_eq!(
+        store.recent_audit_events(10).await.unwrap(),
+        (0..5).rev().map(event).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.export().await.unwrap().audit,
+        (0..5).map(event).collect::<Vec<_>>()
+    );
+}
+
+// ----- moving a deployment -----
+
+async fn a_copy_to_the_other_backend_holds_the_same_data(backend: Backend) {
+    let source = backend.open().await;
+    populate(source.as_ref()).await;
+    let snapshot = source.export().await.unwrap();
+    assert_eq!(snapshot.users.len(), 2);
+    assert_eq!(snapshot.sessions.len(), 2);
+    assert_eq!(snapshot.families.len(), 1);
+    assert_eq!(snapshot.retired_tokens, vec![(hash(100), "s2".to_string())]);
+    assert_eq!(snapshot.signing_keys.len(), 1);
+    assert_eq!(snapshot.audit, (0..3).map(event).collect::<Vec<_>>());
+
+    let other = backend.other().await;
+    let target = other.open().await;
+    assert_ne!(target.backend(), source.backend());
+    target.import(&snapshot).await.unwrap();
+    assert_eq!(target.export().await.unwrap(), snapshot);
+    // The indexes came along.
+    assert_eq!(
+        target
+            .user_id_by_email("one@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("u1")
+    );
+    assert_eq!(
+        target
+            .user_id_by_account("google", "g2")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("u2")
+    );
+    assert_eq!(
+        target.session_owner("s1").await.unwrap().as_deref(),
+        Some("u1")
+    );
+    assert_eq!(
+        target.session_owner("s2").await.unwrap().as_deref(),
+        Some("u1")
+    );
+    assert_eq!(
+        target
+            .retired_token_family(&hash(100))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("s2")
+    );
+    assert_eq!(target.user_count().await.unwrap(), 2);
+    assert!(matches!(
+        target
+            .create_user(&user("x", Some("one@example.com"), &[]))
+            .await,
+        Err(StorageError::EmailTaken)
+    ));
+    assert_eq!(target.recent_audit_events(1).await.unwrap(), vec![event(2)]);
+    // And it survives a reopen of the target.
+    let target = other.reopen(target).await;
+    assert_eq!(target.export().await.unwrap(), snapshot);
+}
+
+async fn import_refuses_a_store_with_data_and_changes_nothing(backend: Backend) {
+    let store = backend.open().await;
+    let mut incoming = Snapshot {
+        users: vec![user("new", Some("new@example.com"), &[])],
+        audit: vec![event(99)],
+        ..Snapshot::default()
+    };
+
+    // A key alone makes a store non-empty.
+    store.put_signing_key(&signing_key("k1")).await.unwrap();
+    let before = store.export().await.unwrap();
+    assert!(matches!(
+        store.import(&incoming).await,
+        Err(StorageError::NotEmpty(_))
+    ));
+    assert_eq!(store.export().await.unwrap(), before);
+
+    // So does a user alone.
+    let second = match &backend {
+        Backend::Sled(_) => Backend::sled(),
+        Backend::Postgres(_) => Backend::postgres().await,
+    };
+    let store2 = second.open().await;
+    store2.create_user(&user("old", None, &[])).await.unwrap();
+    let before = store2.export().await.unwrap();
+    incoming.signing_keys = vec![signing_key("k9")];
+    assert!(matches!(
+        store2.import(&incoming).await,
+        Err(StorageError::NotEmpty(_))
+    ));
+    assert_eq!(store2.export().await.unwrap(), before);
+    assert_eq!(store2.user("new").await.unwrap(), None);
+}
+
+async fn everything_acknowledged_survives_a_reopen(backend: Backend) {
+    let store = backend.open().await;
+    populate(store.as_ref()).await;
+    assert!(store
+        .put_oauth_state(&[5; 32], &state(T0, Some("s1")), 10)
+        .await
+        .unwrap());
+    let snapshot = store.export().await.unwrap();
+
+    let store = backend.reopen(store).await;
+    assert_eq!(store.export().await.unwrap(), snapshot);
+    assert_eq!(
+        store
+            .user_id_by_account("twitch", "t2")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("u2")
+    );
+    assert_eq!(store.oauth_state_count(), 1);
+    assert_eq!(
+        store.take_oauth_state(&[5; 32]).await.unwrap(),
+        Some(state(T0, Some("s1")))
+    );
+}
+
+async fn health_flush_and_release(backend: Backend) {
+    let store = backend.open().await;
+    let expected = match backend {
+        Backend::Sled(_) => "sled",
+        Backend::Postgres(_) => "postgres",
+    };
+    assert_eq!(store.backend(), expected);
+    assert!(store.is_healthy());
+    assert!(store.recheck_health().await);
+    store.audit(&event(1)).await.unwrap();
+    store.flush().await.unwrap();
+    assert!(store.is_healthy());
+    let watch = store.release_watch();
+    let clone = store.clone();
+    drop(store);
+    assert!(!watch.is_released(), "a clone still holds the store");
+    drop(clone);
+    assert!(watch.wait(Duration::from_secs(10)).await);
+}
+
+// ----- PostgreSQL only -----
+
+async fn admin_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connecting to the test database");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_schema_newer_than_it_knows() {
+    let url = tachigo_testkit::postgres().fresh_database().await;
+    let config = pg_config(&url);
+    assert_eq!(
+        check(&config).await.unwrap(),
+        SchemaStatus {
+            applied: 0,
+            known: KNOWN_VERSION
+        }
+    );
+    let store = PostgresStore::open(&config).await.unwrap();
+    drop(store);
+    assert_eq!(
+        check(&config).await.unwrap(),
+        SchemaStatus {
+            applied: KNOWN_VERSION,
+            known: KNOWN_VERSION
+        }
+    );
+
+    let future = KNOWN_VERSION + 41;
+    admin_client(&url)
+        .await
+        .execute(
+            "INSERT INTO tachigo_schema_migrations (version) VALUES ($1)",
+            &[&(future as i32)],
+        )
+        .await
+        .unwrap();
+    match PostgresStore::open(&config).await {
+        Err(e @ StorageError::SchemaTooNew { found, known }) => {
+            assert_eq!((found, known), (future, KNOWN_VERSION));
+            let message = e.to_string();
+            assert!(
+                message.contains(&future.to_string())
+                    && message.contains(&KNOWN_VERSION.to_string()),
+                "{message}"
+            );
+        }
+        Err(other) => panic!("expected SchemaTooNew, got {other}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+    let status = check(&config).await.unwrap();
+    assert_eq!(
+        status,
+        SchemaStatus {
+            applied: future,
+            known: KNOWN_VERSION
+        }
+    );
+    assert!(!status.is_compatible());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_at_once_migrate_once() {
+    let url = tachigo_testkit::postgres().fresh_database().await;
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let config = pg_config(&url);
+            tokio::spawn(async move { PostgresStore::open(&config).await.map(|_| ()) })
+        })
+        .collect();
+    for open in opens {
+        open.await.unwrap().expect("every node opens");
+    }
+    let versions: Vec<i32> = admin_client(&url)
+        .await
+        .query(
+            "SELECT version FROM tachigo_schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let expected: Vec<i32> = (1..=KNOWN_VERSION as i32).collect();
+    assert_eq!(versions, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_secrets_never_reach_messages() {
+    const SECRET: &str = "hunter2-Wr0ng";
+    for url in [
+        format!("postgres://app:{SECRET}@db.internal:5432/tachigo"),
+        format!("host=db.internal user=app password={SECRET} dbname=tachigo"),
+        format!("host=db.internal password='{SECRET} x' dbname=tachigo"),
+    ] {
+        let redacted = redacted_url(&url);
+        assert!(!redacted.contains(SECRET), "{redacted}");
+        assert!(redacted.contains("***"), "{redacted}");
+        let debug = format!("{:?}", pg_config(&url));
+        assert!(!debug.contains(SECRET), "{debug}");
+    }
+
+    let mut failures = Vec::new();
+    // Nobody listens: unavailable.
+    let closed = pg_config(&format!("postgres://app:{SECRET}@127.0.0.1:1/tachigo"));
+    match PostgresStore::open(&closed).await {
+        Err(e @ StorageError::Unavailable(_)) => failures.push(e),
+        Err(other) => panic!("expected Unavailable, got {other}"),
+        Ok(_) => panic!("opened a closed port"),
+    }
+    failures.push(check(&closed).await.unwrap_err());
+
+    // A real server refusing a wrong password.
+    let server = tachigo_testkit::postgres();
+    if let Some(role) = server.role_with_password("the-right-one").await {
+        let database = server.fresh_database().await;
+        let port = database
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .split('/')
+            .next()
+            .unwrap();
+        let name = database.rsplit_once('/').unwrap().1;
+        let wrong = pg_config(&format!(
+            "postgres://{role}:{SECRET}@127.0.0.1:{port}/{name}"
+        ));
+        let error = match PostgresStore::open(&wrong).await {
+            Err(e) => e,
+            Ok(_) => panic!("a wrong password was accepted"),
+        };
+        assert!(matches!(error, StorageError::Unavailable(_)), "{error}");
+        failures.push(error);
+        failures.push(check(&wrong).await.unwrap_err());
+    }
+    for e in failures {
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains(SECRET), "a password in an error: {text}");
+        }
+    }
+}
