@@ -321,7 +321,8 @@ impl Engine {
     }
 
     pub async fn user(&self, user_id: &str) -> Result<User, EngineError> {
-        self.call(user_id, UserMsg::GetUser).await
+        let record = self.call(user_id, UserMsg::GetUser).await?;
+        Ok(User::from(&record))
     }
 
     pub async fn user_id_by_email(&self, email: &str) -> Result<Option<String>, EngineError> {
@@ -336,7 +337,7 @@ impl Engine {
             Err(_) => None,
         };
         let user = match user_id {
-            Some(id) => Some(self.call(&id, UserMsg::GetCredentials).await?),
+            Some(id) => Some(self.call(&id, UserMsg::GetUser).await?),
             None => None,
         };
         let phc = user.as_ref().and_then(|u| u.password_hash.as_deref());

@@ -69,9 +69,9 @@ pub enum RevokeScope {
 }
 
 pub(crate) enum UserMsg {
-    GetUser(RpcReplyPort<User>),
-    /// The user's record with its password hash, for a password check only.
-    GetCredentials(RpcReplyPort<tachigo_storage::UserRecord>),
+    /// The user's record (the engine converts it to [`User`] for replies;
+    /// the password check reads its hash).
+    GetUser(RpcReplyPort<tachigo_storage::UserRecord>),
     CreateSession {
         new: NewSession,
         reply: Reply<CreatedSession>,

@@ -157,9 +157,6 @@ impl Actor for UserActor {
         };
         match message {
             UserMsg::GetUser(reply) => {
-                let _ = reply.send(User::from(&ops.state.user));
-            }
-            UserMsg::GetCredentials(reply) => {
                 let _ = reply.send(ops.state.user.clone());
             }
             UserMsg::CreateSession { new, reply } => {

@@ -42,13 +42,7 @@ pub async fn run(cmd: StoreCommand) -> anyhow::Result<()> {
         } => {
             let url = match (to_postgres, to_postgres_url_file) {
                 (Some(url), None) => url,
-                (None, Some(file)) => std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string(),
+                (None, Some(file)) => tachigo_engine::config::read_postgres_url_file(&file)?,
                 _ => anyhow::bail!("give either --to-postgres or --to-postgres-url-file"),
             };
             let settings = PostgresSettings {

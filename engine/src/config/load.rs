@@ -113,6 +113,12 @@ fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(
     Ok(())
 }
 
+/// The database URL kept in `path`: its first line, trimmed.
+pub fn read_postgres_url_file(path: &Path) -> Result<String, ConfigError> {
+    let text = read_secret_file("storage.postgres.url_file", path)?;
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}
+
 fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end().to_string())
@@ -128,8 +134,7 @@ fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
                 "set either storage.postgres.url or storage.postgres.url_file, not both",
             ));
         }
-        let text = read_secret_file("storage.postgres.url_file", path)?;
-        pg.url = Some(text.lines().next().unwrap_or("").trim().to_string());
+        pg.url = Some(read_postgres_url_file(path)?);
     }
     for (i, secret) in config.extension.secrets.iter_mut().enumerate() {
         if let Some(path) = &secret.secret_file {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use duration::ConfigDuration;
-pub use load::{load, ConfigError};
+pub use load::{load, read_postgres_url_file, ConfigError};
 
 /// Every setting of the server.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
