@@ -570,10 +570,13 @@ impl Store for SledStore {
         &self,
         key: &TokenHash,
     ) -> Result<Option<OAuthStateRecord>, StorageError> {
+        // The state first: only the one take that removed it goes on to take its
+        // link session (written before the state), so a racing loser cannot strip
+        // the winner's session.
         let taken = self.oauth_states.remove(key)?;
-        let link_session = self.oauth_link_sessions.remove(key)?;
         match taken {
             Some(bytes) => {
+                let link_session = self.oauth_link_sessions.remove(key)?;
                 self.pending_oauth_states.fetch_sub(1, Ordering::AcqRel);
                 self.durable().await?;
                 let mut state: OAuthStateRecord = decode(&bytes)?;
