@@ -56,6 +56,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tracing::warn!("storage.durability = \"none\": acknowledged writes can be lost; use only for throw-away benchmarks");
     }
     let engine = Engine::open(&config).await.context("opening storage")?;
+    engine
+        .start_mail_delivery()
+        .context("starting mail delivery")?;
     let config = Arc::new(config);
     let state = AppState::new(engine.clone(), config.clone());
     let ready = Arc::new(AtomicBool::new(false));

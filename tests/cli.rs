@@ -325,7 +325,21 @@ async fn bad_configuration_is_refused_naming_the_key() {
         &[],
     );
     refuses(&out, "cookies.domain");
-    std::fs::write(&config, "[server]\npublic_url = \"https://api.tachigo.example\"\ntrusted_origins = [\"https://app.tachigo.example\"]\n[cookies]\nsecure = true\ndomain = \".tachigo.example\"\n[oauth]\nfrontend_url = \"https://app.tachigo.example\"\n").unwrap();
+    let fixed = "[server]\npublic_url = \"https://api.tachigo.example\"\ntrusted_origins = [\"https://app.tachigo.example\"]\n[cookies]\nsecure = true\ndomain = \".tachigo.example\"\n[oauth]\nfrontend_url = \"https://app.tachigo.example\"\n";
+    std::fs::write(&config, fixed).unwrap();
+    // Off loopback, mail must leave through SMTP: refused without it, naming the key.
+    let out = run_cli(
+        &data,
+        &["check", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    refuses(&out, "email.smtp_url");
+    std::fs::write(
+        &config,
+        format!("{fixed}[email]\nsmtp_url = \"smtps://smtp.tachigo.example\"\n"),
+    )
+    .unwrap();
     let out = run_cli(
         &data,
         &["check", "--config", config.to_str().unwrap()],

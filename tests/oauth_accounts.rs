@@ -9,9 +9,9 @@ mod support;
 use serde_json::{json, Value};
 use support::oidc_provider::{OidcProvider, TestUser};
 use support::{
-    add_oidc_provider, better_auth_code, browser, create_dashboard_user, get_session, location,
-    oauth_sign_in, plain_client, query_param, set_cookies, start_with_provider, through_provider,
-    TestServer, FRONTEND,
+    add_oidc_provider, better_auth_code, browser, create_dashboard_user, dashboard_login,
+    dashboard_refresh_with, get_session, location, oauth_sign_in, plain_client, query_param,
+    refresh_cookie_value, set_cookies, start_with_provider, through_provider, TestServer, FRONTEND,
 };
 use tachigo_engine::{NewSession, Surface};
 
@@ -341,21 +341,48 @@ async fn an_unverified_email_never_joins_anyone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unverified_existing_email_is_never_joined_even_by_a_trusted_provider() {
+async fn a_trusted_verified_sign_in_takes_over_an_unverified_address() {
     let provider = OidcProvider::start().await;
     let server = start_two_providers(&provider, &["local"]).await;
-    // Dashboard users' emails are not verified.
-    create_dashboard_user(&server, "dash@example.com").await;
+    // A dashboard registration never proved its address.
+    let squatter = create_dashboard_user(&server, "dash@example.com").await;
+    let squatter_login = dashboard_login(&server, &browser(), "dash@example.com").await;
+    assert_eq!(squatter_login.status(), 200);
+    let refresh = refresh_cookie_value(&squatter_login);
     provider.set_user(TestUser {
         email: Some("dash@example.com".into()),
         ..TestUser::verified("dash-sub")
     });
-    let landed = oauth_sign_in(&server, &browser(), "local", json!({})).await;
+    let b = browser();
+    oauth_sign_in(&server, &b, "local", json!({})).await;
+    let session = get_session(&server, &b).await;
     assert_eq!(
-        query_param(&location(&landed), "error").as_deref(),
-        Some("account_not_linked")
+        session["user"]["id"],
+        squatter.as_str(),
+        "the address's user"
     );
+    assert_eq!(session["user"]["emailVerified"], true);
     assert_eq!(server.engine().user_count().await.unwrap(), 1);
+    // The registered password and its sessions are gone.
+    assert_eq!(
+        dashboard_login(&server, &browser(), "dash@example.com")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        dashboard_refresh_with(&server, &refresh).await.status(),
+        401
+    );
+    let kinds: Vec<String> = server
+        .engine()
+        .recent_audit_events(20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"email_taken_over".to_string()), "{kinds:?}");
 }
 
 /// `link-social` started, then the provider step completed after `end` ran:

@@ -25,6 +25,7 @@ use crate::scenarios::baseline::Baseline;
 use crate::scenarios::dashboard::{Dashboard, MeOnly, Mixed, RefreshOnly};
 use crate::scenarios::engine::{EngineActors, EngineRead, EngineRotate};
 use crate::scenarios::extension::Extension;
+use crate::scenarios::forgot_password::ForgotPassword;
 use crate::scenarios::get_session::GetSession;
 use crate::scenarios::oauth_callback::OAuthCallback;
 use crate::scenarios::readyz::Readyz;
@@ -70,6 +71,8 @@ enum ScenarioName {
     OauthCallback,
     /// `GET /readyz` with `--users` users stored (default 30,000): must not cost more with more users.
     Readyz,
+    /// `POST /api/v1/auth/forgot-password`, registered and unknown addresses alternating: per-class latency (release server).
+    ForgotPassword,
 }
 
 /// Settings shared by every scenario; passed to `Scenario::setup` and the driver.
@@ -116,6 +119,7 @@ async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<R
         ScenarioName::GetSession => driver::run::<GetSession>(options).await,
         ScenarioName::OauthCallback => driver::run::<OAuthCallback>(options).await,
         ScenarioName::Readyz => driver::run::<Readyz>(options).await,
+        ScenarioName::ForgotPassword => driver::run::<ForgotPassword>(options).await,
         ScenarioName::Dashboard => driver::run::<Dashboard<Mixed>>(options).await,
         ScenarioName::DashboardRefresh => driver::run::<Dashboard<RefreshOnly>>(options).await,
         ScenarioName::DashboardMe => driver::run::<Dashboard<MeOnly>>(options).await,

@@ -42,6 +42,8 @@ pub struct EngineOptions {
     pub password_concurrency: usize,
     /// How many may wait for a slot; past it, [`EngineError::Overloaded`].
     pub password_queue: usize,
+    /// `[email]`: templates, links, limits and the delivery route.
+    pub mail: crate::mail::MailOptions,
 }
 
 impl EngineOptions {
@@ -59,6 +61,7 @@ impl EngineOptions {
             max_live_actors: config.engine.max_live_actors,
             password_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             password_queue: config.limits.password_queue,
+            mail: crate::mail::MailOptions::from_config(config),
         }
     }
 }
@@ -71,11 +74,17 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     clock: Arc<dyn Clock>,
     stopping: std::sync::atomic::AtomicBool,
+    /// Templates, throttle and the delivery task's wake-up.
+    pub(crate) mail: Arc<crate::mail::Mail>,
 }
 
 impl Shared {
     pub(crate) fn now(&self) -> UnixMillis {
         self.clock.now_ms()
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Appends an audit event; a failure is logged, never fails the request it records.
@@ -116,9 +125,9 @@ pub struct NewUser {
 /// The handle to the engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     keys: KeyRing,
-    passwords: Passwords,
+    pub(crate) passwords: Passwords,
 }
 
 /// Lower-cases and checks an email address.
@@ -182,7 +191,9 @@ impl Engine {
         let longest_token = options.access_ttl_ms;
         let keys = KeyRing::load_or_create(store.as_ref(), now, longest_token).await?;
         let passwords = Passwords::new(options.password_concurrency, options.password_queue);
+        let mail = Arc::new(crate::mail::Mail::new(options.mail.clone())?);
         let shared = Arc::new(Shared {
+            mail,
             router: Router::new(options.idle_passivation, options.max_live_actors),
             owners: OwnerCache::new(options.max_live_actors.clamp(1024, 100_000)),
             store,
@@ -249,6 +260,30 @@ impl Engine {
             && self.shared.store.is_healthy()
     }
 
+    /// Starts delivering queued mail in the background (the server does; operator
+    /// commands do not). Refused when the SMTP settings cannot make a transport.
+    pub fn start_mail_delivery(&self) -> Result<(), EngineError> {
+        let mail = &self.shared.mail;
+        let transport = crate::mail::Transport::new(
+            mail.options.smtp.as_ref(),
+            mail.options.outbox_dir.clone(),
+        )
+        .map_err(EngineError::Config)?;
+        if mail.options.smtp.is_none() {
+            tracing::warn!(
+                outbox = %mail.options.outbox_dir.display(),
+                "email.smtp_url is not set: mails are written to the log and to the outbox directory, not sent"
+            );
+        }
+        tokio::spawn(crate::mail::run_delivery(
+            Arc::downgrade(&self.shared),
+            mail.wake.clone(),
+            mail.options.poll_interval,
+            transport,
+        ));
+        Ok(())
+    }
+
     /// Actors live or activating right now.
     pub fn live_actors(&self) -> usize {
         self.shared.router.live_count()
@@ -256,7 +291,7 @@ impl Engine {
 
     /// Sends a request to the user's actor, reactivating and redelivering when the
     /// actor was passivated with the request queued.
-    async fn call<R: Send + 'static>(
+    pub(crate) async fn call<R: Send + 'static>(
         &self,
         user_id: &str,
         build: impl Fn(RpcReplyPort<R>) -> UserMsg,
@@ -346,13 +381,59 @@ impl Engine {
             .passwords
             .verify(if too_long { "" } else { password }, phc)
             .await?;
-        match user {
-            Some(user) if matched && !too_long => Ok(User::from(&user)),
+        let user = match user {
+            Some(user) if matched && !too_long => user,
             _ => {
                 metrics::counter!("tachigo_login_failures_total").increment(1);
-                Err(EngineError::InvalidCredentials)
+                return Err(EngineError::InvalidCredentials);
+            }
+        };
+        // A hash imported from another system (or made with older parameters)
+        // is replaced now that the password is known. The login stands whatever
+        // happens to the rehash: the next login tries again.
+        let stale = user
+            .password_hash
+            .as_deref()
+            .filter(|h| crate::password_formats::needs_rehash(h));
+        if let Some(old) = stale {
+            let scheme = crate::password_formats::scheme(old).unwrap_or("unknown");
+            let rehashed = async {
+                let new_hash = self.passwords.hash(password).await?;
+                // Not over a password someone changed since it was read: the
+                // actor replaces the hash only while it is still `old`.
+                let replaced = self
+                    .call(&user.id, |reply| UserMsg::Update {
+                        change: UserChange::Rehash {
+                            old: old.to_string(),
+                            password_hash: new_hash.clone(),
+                        },
+                        reply,
+                    })
+                    .await?;
+                match replaced {
+                    Ok(_) => Ok::<_, EngineError>(true),
+                    Err(EngineError::InvalidToken) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            .await;
+            match rehashed {
+                Ok(true) => {
+                    let detail = format!("from {scheme}");
+                    self.shared
+                        .audit("password_rehashed", Some(&user.id), None, &detail)
+                        .await;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    user_id = %user.id,
+                    scheme,
+                    "could not rehash a password at login; the next login tries again"
+                ),
             }
         }
+        Ok(User::from(&user))
     }
 
     /// Hashes and stores a new password for a user.
@@ -410,8 +491,14 @@ impl Engine {
             if let Some(email) = &verified_email {
                 if let Some(existing_id) = store.user_id_by_email(email).await? {
                     let existing = self.user(&existing_id).await?;
-                    if !(email_link_allowed && existing.email_verified) {
+                    if !email_link_allowed {
                         return Err(EngineError::AccountNotLinked);
+                    }
+                    if !existing.email_verified {
+                        // Whoever registered the address never proved it; its
+                        // verified owner takes it over.
+                        self.take_over_email(&existing_id, email, &identity.provider)
+                            .await?;
                     }
                     let user = self.link_account(&existing_id, identity).await?;
                     return Ok((user, false));
@@ -444,6 +531,37 @@ impl Engine {
             }
         }
         Err(EngineError::Unavailable)
+    }
+
+    /// A verified provider sign-in claims an address an unverified user holds:
+    /// that user's password (set by whoever registered it) is removed, every
+    /// session ends, and the address counts as verified. Audited.
+    async fn take_over_email(
+        &self,
+        user_id: &str,
+        email: &str,
+        provider: &str,
+    ) -> Result<(), EngineError> {
+        self.call(user_id, |reply| UserMsg::Update {
+            change: UserChange::TakeOverEmail {
+                email: email.to_string(),
+            },
+            reply,
+        })
+        .await??;
+        let ended = self.revoke_sessions(user_id, RevokeScope::All).await?;
+        self.shared
+            .audit(
+                "email_taken_over",
+                Some(user_id),
+                None,
+                &format!(
+                    "a verified sign-in via {provider} claimed the unverified address; password removed, {} sessions ended",
+                    ended.len()
+                ),
+            )
+            .await;
+        Ok(())
     }
 
     /// Links a provider identity to an existing user.
@@ -564,12 +682,18 @@ impl Engine {
             .owner_of(&parsed.session_id)
             .await?
             .ok_or(EngineError::SessionInvalid)?;
-        self.call(&user_id, |reply| UserMsg::ReadSession {
-            session_id: parsed.session_id.clone(),
-            token: Some(parsed.hash),
-            reply,
-        })
-        .await?
+        let read = self
+            .call(&user_id, |reply| UserMsg::ReadSession {
+                session_id: parsed.session_id.clone(),
+                token: Some(parsed.hash),
+                reply,
+            })
+            .await;
+        match read {
+            // The owner was deleted since the owner index last saw it.
+            Err(EngineError::UserNotFound) => Err(EngineError::SessionInvalid),
+            other => other?,
+        }
     }
 
     /// Checks that a session named by a verified access token is still live.
@@ -792,6 +916,7 @@ impl Engine {
             .stopping
             .store(true, std::sync::atomic::Ordering::Release);
         self.shared.router.wake_maintenance.notify_one();
+        self.shared.mail.wake.notify_one();
         self.shared.router.stop_all();
         for _ in 0..200 {
             if self.shared.router.live_count() == 0 {
@@ -866,6 +991,11 @@ async fn maintenance(
             }
             if let Err(e) = s.store.sweep_expired_sessions(now).await {
                 tracing::warn!(error = %e, "sweeping expired sessions failed");
+            }
+            match s.store.sweep_email_tokens(now).await {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "swept expired mailed tokens"),
+                Err(e) => tracing::warn!(error = %e, "sweeping mailed tokens failed"),
+                _ => {}
             }
         }
         drop(s);

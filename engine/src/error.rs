@@ -43,6 +43,15 @@ pub enum EngineError {
     Unavailable,
     #[error("too many requests are waiting for this kind of work; try again in a moment")]
     Overloaded,
+    /// A setting cannot work (an unreadable template, an SMTP URL lettre refuses).
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("the email address is already verified")]
+    EmailAlreadyVerified,
+    #[error("the user has no email address")]
+    NoEmail,
+    #[error("{0}")]
+    InvalidProfile(&'static str),
     /// Storage could not answer (unreachable, timed out, failing, or a record
     /// it could not read). The request fails with 503; nothing is assumed.
     #[error("storage failure: {0}")]

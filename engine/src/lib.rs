@@ -5,21 +5,26 @@
 pub mod access_token;
 pub mod clock;
 pub mod config;
+mod email_flows;
 mod engine;
 mod error;
 pub mod keyring;
+pub mod mail;
 pub mod messages;
 pub mod model;
 pub mod oauth_providers;
 pub mod opaque_token;
 mod owner_cache;
 pub mod password;
+pub mod password_formats;
 pub mod refresh_family;
 mod router;
 pub mod store_admin;
 mod store_config;
 mod user_actor;
+pub mod user_import;
 
+pub use email_flows::MailLink;
 pub use engine::{normalize_email, valid_role, Engine, EngineOptions, NewUser, ProviderIdentity};
 pub use error::EngineError;
 pub use messages::{CreatedSession, NewSession, RevokeScope, Rotated, SessionInfo, SessionRead};
@@ -27,3 +32,4 @@ pub use model::{
     AuditEntry, LinkedAccount, PendingAuthorization, RefreshFamily, Revocation, Session, Surface,
     UnixMillis, User,
 };
+pub use user_import::{ImportOutcome, ImportRefusal, ImportedAccount, ImportedUser, SkipReason};

@@ -68,6 +68,32 @@ pub enum RevokeScope {
     AllExcept(String),
 }
 
+/// A change to a user's record (serializable, for messages between nodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UserChange {
+    /// The holder of a mailed token proved they read `email`: verified, if it
+    /// is still the user's address ([`EngineError::InvalidToken`] otherwise).
+    MarkEmailVerified { email: String },
+    /// A new password hash, checked against the stamp the reset token carried:
+    /// [`EngineError::InvalidToken`] when the password changed since.
+    ResetPassword {
+        email: String,
+        stamp: TokenHash,
+        password_hash: String,
+    },
+    /// A verified provider sign-in claims an unverified address: the password
+    /// (set by whoever registered it) goes, the address is verified.
+    TakeOverEmail { email: String },
+    /// A legacy or outdated hash replaced by the current scheme at login, only
+    /// while the stored hash is still `old` ([`EngineError::InvalidToken`] otherwise).
+    Rehash { old: String, password_hash: String },
+    /// Profile fields; `None` leaves a field as it is, `Some(None)` clears it.
+    SetProfile {
+        name: Option<Option<String>>,
+        image: Option<Option<String>>,
+    },
+}
+
 pub(crate) enum UserMsg {
     /// The user's record (the engine converts it to [`User`] for replies;
     /// the password check reads its hash).
@@ -116,6 +142,15 @@ pub(crate) enum UserMsg {
     SetPassword {
         password_hash: String,
         reply: Reply<User>,
+    },
+    /// A change to the user's record that needs no index.
+    Update {
+        change: UserChange,
+        reply: Reply<User>,
+    },
+    /// Ends every session, deletes the user (record, email and accounts) and stops.
+    Delete {
+        reply: Reply<()>,
     },
     /// Sent by the router: stop if still idle (or unconditionally when `force`).
     Passivate {

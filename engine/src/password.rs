@@ -5,14 +5,14 @@
 //! an attacker's concurrency cannot lengthen everyone's wait without limit.
 //!
 //! Unknown emails are verified against a dummy hash, so "no such user" and
-//! "wrong password" take the same time.
+//! "wrong password" take the same time. Stored hashes may also be in a format
+//! imported from another system ([`crate::password_formats`]); the engine
+//! rehashes those to argon2id at the next successful login.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::Argon2;
 use tokio::sync::Semaphore;
 
@@ -77,11 +77,10 @@ fn hash_blocking(password: &[u8]) -> String {
         .to_string()
 }
 
+/// Any format [`crate::password_formats`] accepts: the engine's own argon2id,
+/// or a hash imported from another system until its first login rehashes it.
 fn verify_blocking(password: &[u8], phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
-        Err(_) => false,
-    }
+    crate::password_formats::verify(password, phc)
 }
 
 impl Passwords {

@@ -211,6 +211,19 @@ impl Actor for UserActor {
                         .await,
                 );
             }
+            UserMsg::Update { change, reply } => {
+                let _ = reply.send(ops.apply_change(change).await);
+            }
+            UserMsg::Delete { reply } => {
+                let result = ops.delete().await;
+                let deleted = result.is_ok();
+                let _ = reply.send(result);
+                if deleted {
+                    self.shared.router.release(&state.user.id, &myself, true);
+                    state.passivated = true;
+                    myself.stop(None);
+                }
+            }
             UserMsg::Passivate { force } => {
                 if self
                     .shared
@@ -639,6 +652,78 @@ impl Ops<'_> {
         Ok(User::from(&self.state.user))
     }
 
+    async fn apply_change(self, change: UserChange) -> Result<User, EngineError> {
+        let user = &self.state.user;
+        let same_email = |email: &str| user.email.as_deref() == Some(email);
+        match change {
+            UserChange::MarkEmailVerified { email } => {
+                if !same_email(&email) {
+                    return Err(EngineError::InvalidToken);
+                }
+                self.update_user(|u| u.email_verified = true).await
+            }
+            UserChange::ResetPassword {
+                email,
+                stamp,
+                password_hash,
+            } => {
+                if !same_email(&email)
+                    || !crate::opaque_token::hashes_equal(&password_stamp(user), &stamp)
+                {
+                    return Err(EngineError::InvalidToken);
+                }
+                self.update_user(|u| {
+                    u.password_hash = Some(password_hash);
+                    // Only the mailbox's reader could follow the link.
+                    u.email_verified = true;
+                })
+                .await
+            }
+            UserChange::TakeOverEmail { email } => {
+                if !same_email(&email) {
+                    return Err(EngineError::InvalidToken);
+                }
+                self.update_user(|u| {
+                    u.password_hash = None;
+                    u.email_verified = true;
+                })
+                .await
+            }
+            UserChange::Rehash { old, password_hash } => {
+                if user.password_hash.as_deref() != Some(old.as_str()) {
+                    return Err(EngineError::InvalidToken);
+                }
+                self.update_user(|u| u.password_hash = Some(password_hash))
+                    .await
+            }
+            UserChange::SetProfile { name, image } => {
+                self.update_user(|u| {
+                    if let Some(name) = name {
+                        u.name = name;
+                    }
+                    if let Some(image) = image {
+                        u.image = image;
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Every session ends first (tombstoned families refuse their tokens),
+    /// then the record and its indexes go.
+    async fn delete(self) -> Result<(), EngineError> {
+        let user_id = self.state.user.id.clone();
+        Ops {
+            shared: self.shared,
+            state: &mut *self.state,
+        }
+        .revoke(RevokeScope::All)
+        .await?;
+        self.shared.store.delete_user(&user_id).await?;
+        Ok(())
+    }
+
     async fn update_user(self, change: impl FnOnce(&mut UserRecord)) -> Result<User, EngineError> {
         let mut updated = self.state.user.clone();
         change(&mut updated);
@@ -709,4 +794,10 @@ pub(crate) fn audit_event(
         ip: None,
         detail: detail.to_string(),
     }
+}
+
+/// A digest of the user's password hash (or of none): a reset token carries
+/// the stamp of its day, so it is void once the password changed.
+pub(crate) fn password_stamp(user: &UserRecord) -> TokenHash {
+    crate::opaque_token::hash_secret(user.password_hash.as_deref().unwrap_or("").as_bytes())
 }

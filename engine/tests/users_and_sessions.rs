@@ -315,19 +315,15 @@ async fn a_provider_joins_a_user_by_email_only_when_verified_and_allowed() {
         Some(existing.id.clone())
     );
 
-    // A user whose own email is unverified is never joined, even when allowed.
+    // A user whose own email is unverified (anyone can register any address)
+    // is not joined by an untrusted provider...
     let unverified_owner = h
         .engine
         .create_user(with_password("pat@example.com", PASSWORD))
         .await
         .unwrap();
-    let refused = h
-        .engine
-        .find_or_create_by_account(
-            &identity("twitch", "tw-2", Some("pat@example.com"), true),
-            true,
-        )
-        .await;
+    let squatted = identity("twitch", "tw-2", Some("pat@example.com"), true);
+    let refused = h.engine.find_or_create_by_account(&squatted, false).await;
     assert!(
         matches!(refused, Err(EngineError::AccountNotLinked)),
         "{refused:?}"
@@ -338,8 +334,30 @@ async fn a_provider_joins_a_user_by_email_only_when_verified_and_allowed() {
     );
     assert_eq!(
         h.engine.stored_user(&unverified_owner.id).await.unwrap(),
-        Some(unverified_owner)
+        Some(unverified_owner.clone())
     );
+    // ...but a trusted provider's verified sign-in takes the address over: the
+    // registered password goes, the address is verified, the account is linked.
+    let (owner, created) = h
+        .engine
+        .find_or_create_by_account(&squatted, true)
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(owner.id, unverified_owner.id);
+    assert!(owner.email_verified);
+    assert!(!owner.has_password);
+    assert!(matches!(
+        h.engine.verify_password("pat@example.com", PASSWORD).await,
+        Err(EngineError::InvalidCredentials)
+    ));
+    assert_eq!(
+        h.engine.user_id_by_account("twitch", "tw-2").await.unwrap(),
+        Some(owner.id.clone())
+    );
+    assert!(audit_kinds(&h.engine)
+        .await
+        .contains(&"email_taken_over".to_string()));
 
     // Verified on both sides and allowed: joins the existing user.
     let (joined, created) = h

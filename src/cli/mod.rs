@@ -7,6 +7,7 @@ mod serve;
 mod sessions;
 mod store;
 mod user;
+mod user_import;
 
 use std::path::PathBuf;
 

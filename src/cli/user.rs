@@ -1,6 +1,7 @@
-//! `tachigo-auth user create | set-roles`.
+//! `tachigo-auth user create | set-roles | import`.
 
 use std::io::BufRead;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -34,6 +35,20 @@ pub enum UserCommand {
         /// The roles to set; repeat for several (none clears them).
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
+    },
+    /// Import users from another system: one JSON object per line, password
+    /// hashes kept as they are until each user's first login (see
+    /// docs/operations.md, "Moving users in"). Exits 3 when some lines were
+    /// refused and the rest imported.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The JSON Lines file to read.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// Check every line and say what would happen; store nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -106,6 +121,11 @@ pub async fn run(cmd: UserCommand) -> anyhow::Result<()> {
             let user = result?;
             println!("user {} roles=[{}]", user.id, user.roles.join(","));
         }
+        UserCommand::Import {
+            common,
+            file,
+            dry_run,
+        } => super::user_import::run(&common, &file, dry_run).await?,
     }
     Ok(())
 }

@@ -152,3 +152,44 @@ pub struct AuditEvent {
     pub ip: Option<String>,
     pub detail: String,
 }
+
+/// What a mailed token lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EmailTokenPurpose {
+    /// Proves the holder reads the mailbox: marks the email verified.
+    VerifyEmail,
+    /// Sets a new password without the old one.
+    ResetPassword,
+}
+
+/// A single-use token sent by mail, keyed by the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailTokenRecord {
+    pub purpose: EmailTokenPurpose,
+    pub user_id: String,
+    /// The address the mail went to: the token is void once the user's email differs.
+    pub email: String,
+    /// A digest of the user's password hash when the token was issued (or of
+    /// nothing): a reset token is void once the password changed since.
+    pub password_stamp: TokenHash,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// One mail waiting for delivery. It is written before the request that
+/// caused it is answered and removed once the mail server took it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMailRecord {
+    /// Sorts by creation: `<created_at as 16 hex digits>-<random>`.
+    pub id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    /// What the mail is for (`verify_email`, `reset_password`), for metrics and logs.
+    pub kind: String,
+    pub created_at: UnixMillis,
+    pub attempts: u32,
+    pub next_attempt_at: UnixMillis,
+    pub last_error: Option<String>,
+}

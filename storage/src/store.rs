@@ -57,6 +57,11 @@ pub trait Store: Send + Sync + 'static {
         account: &LinkedAccount,
     ) -> Result<(), StorageError>;
 
+    /// Removes a user's record and releases its email and linked accounts, all
+    /// or nothing; `Ok(false)` when there was no such user. Sessions and
+    /// families are the caller's to end first.
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StorageError>;
+
     /// Releases (provider, subject) and stores `user`, which no longer lists it.
     async fn unlink_account(
         &self,
@@ -160,6 +165,51 @@ pub trait Store: Send + Sync + 'static {
     /// (O(1)); on a shared database it is corrected at every sweep.
     fn oauth_state_count(&self) -> usize;
 
+    // ----- mailed tokens -----
+
+    /// Stores a token for a mail (verification, password reset).
+    async fn put_email_token(
+        &self,
+        hash: &TokenHash,
+        token: &EmailTokenRecord,
+    ) -> Result<(), StorageError>;
+
+    /// Removes and returns a token: of two takes of one hash, one finds it.
+    async fn take_email_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<EmailTokenRecord>, StorageError>;
+
+    /// Deletes tokens past their expiry (and unreadable ones); returns how many went.
+    async fn sweep_email_tokens(&self, now: UnixMillis) -> Result<usize, StorageError>;
+
+    // ----- the mail outbox -----
+
+    /// Queues a mail, unless `max_queued` mails wait already: then nothing is
+    /// written and the answer is `Ok(false)`.
+    async fn enqueue_mail(
+        &self,
+        mail: &OutboxMailRecord,
+        max_queued: usize,
+    ) -> Result<bool, StorageError>;
+
+    /// Up to `limit` queued mails whose next attempt is due at `now`, oldest first.
+    async fn due_mails(
+        &self,
+        now: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<OutboxMailRecord>, StorageError>;
+
+    /// Replaces a queued mail (its attempt count and next attempt); a mail no
+    /// longer queued stays gone.
+    async fn reschedule_mail(&self, mail: &OutboxMailRecord) -> Result<(), StorageError>;
+
+    /// Removes a delivered (or abandoned) mail.
+    async fn remove_mail(&self, id: &str) -> Result<(), StorageError>;
+
+    /// How many mails wait.
+    async fn queued_mail_count(&self) -> Result<u64, StorageError>;
+
     // ----- signing keys -----
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError>;
@@ -177,7 +227,8 @@ pub trait Store: Send + Sync + 'static {
     // ----- moving a deployment -----
 
     /// Everything durable, for `store copy`: users, sessions, families,
-    /// retired tokens, signing keys and the audit log (oldest first).
+    /// retired tokens, signing keys, the audit log (oldest first), mailed
+    /// tokens and the mail outbox.
     async fn export(&self) -> Result<Snapshot, StorageError>;
 
     /// Writes a whole [`Snapshot`] into an empty store, in one transaction;
@@ -195,4 +246,8 @@ pub struct Snapshot {
     pub retired_tokens: Vec<(TokenHash, String)>,
     pub signing_keys: Vec<SigningKeyRecord>,
     pub audit: Vec<AuditEvent>,
+    /// (token hash, token): mailed tokens not yet used.
+    pub email_tokens: Vec<(TokenHash, EmailTokenRecord)>,
+    /// Mails not yet delivered, oldest first.
+    pub outbox: Vec<OutboxMailRecord>,
 }

@@ -95,6 +95,7 @@ macro_rules! conformance {
 conformance!(
     users_are_unique_by_email_and_account,
     put_user_replaces_the_record_but_not_the_indexes,
+    deleting_a_user_releases_its_email_and_accounts,
     accounts_link_and_unlink_only_for_their_holder,
     email_prefix_search_is_ordered_limited_and_literal,
     sessions_families_and_owners,
@@ -104,6 +105,8 @@ conformance!(
     sweeping_sessions_removes_what_expired_and_keeps_what_lives,
     oauth_states_are_bounded_counted_and_taken_once,
     signing_keys_and_the_audit_log,
+    mailed_tokens_are_taken_once_and_swept,
+    the_outbox_is_bounded_ordered_and_rescheduled,
     a_copy_to_the_other_backend_holds_the_same_data,
     import_refuses_a_store_with_data_and_changes_nothing,
     everything_acknowledged_survives_a_reopen,
@@ -257,9 +260,48 @@ async fn populate(store: &dyn Store) {
     for n in 0..3 {
         store.audit(&event(n)).await.unwrap();
     }
+    store
+        .put_email_token(&hash(7), &email_token("u1", T0 + 10_000))
+        .await
+        .unwrap();
+    assert!(store.enqueue_mail(&mail(1, T0), 10).await.unwrap());
 }
 
 // ----- users -----
+
+async fn deleting_a_user_releases_its_email_and_accounts(backend: Backend) {
+    let store = backend.open().await;
+    let a = user(
+        "a",
+        Some("a@example.com"),
+        &[("twitch", "1"), ("google", "g")],
+    );
+    let b = user("b", Some("b@example.com"), &[("twitch", "2")]);
+    store.create_user(&a).await.unwrap();
+    store.create_user(&b).await.unwrap();
+    assert!(store.delete_user("a").await.unwrap());
+    assert!(!store.delete_user("a").await.unwrap());
+    assert!(!store.delete_user("nobody").await.unwrap());
+    assert_eq!(store.user("a").await.unwrap(), None);
+    assert_eq!(store.user_id_by_email("a@example.com").await.unwrap(), None);
+    assert_eq!(store.user_id_by_account("twitch", "1").await.unwrap(), None);
+    assert_eq!(store.user_id_by_account("google", "g").await.unwrap(), None);
+    assert_eq!(store.user_count().await.unwrap(), 1);
+    // The other user is untouched, and the released email and accounts can be claimed again.
+    assert_eq!(store.user("b").await.unwrap(), Some(b));
+    let again = user("a2", Some("a@example.com"), &[("twitch", "1")]);
+    store.create_user(&again).await.unwrap();
+    let store = backend.reopen(store).await;
+    assert_eq!(store.user("a").await.unwrap(), None);
+    assert_eq!(
+        store
+            .user_id_by_email("a@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a2")
+    );
+}
 
 async fn users_are_unique_by_email_and_account(backend: Backend) {
     let store = backend.open().await;
@@ -960,6 +1002,127 @@ async fn signing_keys_and_the_audit_log(backend: Backend) {
     );
 }
 
+// ----- mailed tokens and the outbox -----
+
+fn email_token(user_id: &str, expires_at: UnixMillis) -> EmailTokenRecord {
+    EmailTokenRecord {
+        purpose: EmailTokenPurpose::ResetPassword,
+        user_id: user_id.into(),
+        email: format!("{user_id}@example.com"),
+        password_stamp: [9; 32],
+        created_at: T0,
+        expires_at,
+    }
+}
+
+fn mail(n: u64, next_attempt_at: UnixMillis) -> OutboxMailRecord {
+    OutboxMailRecord {
+        id: format!("{:016x}-{n}", T0 as u64 + n),
+        recipient: format!("to{n}@example.com"),
+        subject: format!("Subject {n}"),
+        text_body: "text".into(),
+        html_body: "<p>html</p>".into(),
+        kind: "reset_password".into(),
+        created_at: T0 + n as i64,
+        attempts: 0,
+        next_attempt_at,
+        last_error: None,
+    }
+}
+
+async fn mailed_tokens_are_taken_once_and_swept(backend: Backend) {
+    let store = backend.open().await;
+    store
+        .put_email_token(&hash(1), &email_token("a", T0 + 1_000))
+        .await
+        .unwrap();
+    store
+        .put_email_token(&hash(2), &email_token("b", T0 + 5_000))
+        .await
+        .unwrap();
+    store
+        .put_email_token(&hash(3), &email_token("c", T0 + 5_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_email_token(&hash(1)).await.unwrap(),
+        Some(email_token("a", T0 + 1_000))
+    );
+    assert_eq!(store.take_email_token(&hash(1)).await.unwrap(), None);
+    assert_eq!(store.take_email_token(&hash(99)).await.unwrap(), None);
+
+    // Concurrent takes of one token: exactly one finds it.
+    for round in 0..20u64 {
+        let key = hash(1_000 + round);
+        store
+            .put_email_token(&key, &email_token("r", T0 + 9_000))
+            .await
+            .unwrap();
+        let takes: Vec<_> = (0..2)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.take_email_token(&key).await.unwrap() })
+            })
+            .collect();
+        let mut found = 0;
+        for take in takes {
+            if take.await.unwrap().is_some() {
+                found += 1;
+            }
+        }
+        assert_eq!(found, 1, "round {round}");
+    }
+
+    // The sweep removes what expired and keeps the rest, across a reopen.
+    assert_eq!(store.sweep_email_tokens(T0 + 5_000).await.unwrap(), 2);
+    let store = backend.reopen(store).await;
+    assert_eq!(store.sweep_email_tokens(T0 + 5_000).await.unwrap(), 0);
+    assert!(store.export().await.unwrap().email_tokens.is_empty());
+}
+
+async fn the_outbox_is_bounded_ordered_and_rescheduled(backend: Backend) {
+    let store = backend.open().await;
+    assert!(store.enqueue_mail(&mail(2, T0), 3).await.unwrap());
+    assert!(store.enqueue_mail(&mail(1, T0), 3).await.unwrap());
+    assert!(store.enqueue_mail(&mail(3, T0 + 60_000), 3).await.unwrap());
+    // At the bound: refused, nothing written.
+    assert!(!store.enqueue_mail(&mail(4, T0), 3).await.unwrap());
+    assert_eq!(store.queued_mail_count().await.unwrap(), 3);
+
+    // Due ones only, oldest first, limited.
+    assert_eq!(
+        store.due_mails(T0, 10).await.unwrap(),
+        vec![mail(1, T0), mail(2, T0)]
+    );
+    assert_eq!(store.due_mails(T0, 1).await.unwrap(), vec![mail(1, T0)]);
+
+    // A failed attempt moves the next one later.
+    let mut retried = mail(1, T0 + 30_000);
+    retried.attempts = 1;
+    retried.last_error = Some("451 try again".into());
+    store.reschedule_mail(&retried).await.unwrap();
+    assert_eq!(store.due_mails(T0, 10).await.unwrap(), vec![mail(2, T0)]);
+    assert_eq!(
+        store.due_mails(T0 + 60_000, 10).await.unwrap(),
+        vec![retried.clone(), mail(2, T0), mail(3, T0 + 60_000)]
+    );
+
+    // Delivered: gone, and a reschedule of a removed mail does not bring it back.
+    store.remove_mail(&mail(2, T0).id).await.unwrap();
+    store.reschedule_mail(&mail(2, T0)).await.unwrap();
+    store.remove_mail("no-such-mail").await.unwrap();
+    assert_eq!(store.queued_mail_count().await.unwrap(), 2);
+    assert!(store.enqueue_mail(&mail(5, T0), 3).await.unwrap());
+
+    // Queued mails survive a reopen, and the count is right after it.
+    let store = backend.reopen(store).await;
+    assert_eq!(store.queued_mail_count().await.unwrap(), 3);
+    assert_eq!(
+        store.due_mails(T0 + 60_000, 10).await.unwrap(),
+        vec![retried, mail(3, T0 + 60_000), mail(5, T0)]
+    );
+}
+
 // ----- moving a deployment -----
 
 async fn a_copy_to_the_other_backend_holds_the_same_data(backend: Backend) {
@@ -972,6 +1135,11 @@ async fn a_copy_to_the_other_backend_holds_the_same_data(backend: Backend) {
     assert_eq!(snapshot.retired_tokens, vec![(hash(100), "s2".to_string())]);
     assert_eq!(snapshot.signing_keys.len(), 1);
     assert_eq!(snapshot.audit, (0..3).map(event).collect::<Vec<_>>());
+    assert_eq!(
+        snapshot.email_tokens,
+        vec![(hash(7), email_token("u1", T0 + 10_000))]
+    );
+    assert_eq!(snapshot.outbox, vec![mail(1, T0)]);
 
     let other = backend.other().await;
     let target = other.open().await;
@@ -1019,6 +1187,7 @@ async fn a_copy_to_the_other_backend_holds_the_same_data(backend: Backend) {
         Err(StorageError::EmailTaken)
     ));
     assert_eq!(target.recent_audit_events(1).await.unwrap(), vec![event(2)]);
+    assert_eq!(target.queued_mail_count().await.unwrap(), 1);
     // And it survives a reopen of the target.
     let target = other.reopen(target).await;
     assert_eq!(target.export().await.unwrap(), snapshot);

@@ -6,6 +6,7 @@
 pub mod metrics;
 pub mod oidc_provider;
 pub mod process;
+pub mod smtp;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@ pub mod baseline;
 pub mod dashboard;
 pub mod engine;
 pub mod extension;
+pub mod forgot_password;
 pub mod get_session;
 pub mod oauth_callback;
 pub mod readyz;

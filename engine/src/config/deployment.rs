@@ -52,6 +52,18 @@ pub fn check(config: &Config) -> Verdict {
     };
     let public_host = public.host_str().unwrap_or_default().to_ascii_lowercase();
     let frontend_host = frontend.host_str().unwrap_or_default().to_ascii_lowercase();
+    if config.email.smtp_url.is_none() {
+        let message = "email.smtp_url is not set: mails are only written to the log and to <data_dir>/outbox/, so nobody receives them".to_string();
+        if is_loopback(&public_host) {
+            verdict.warnings.push(message);
+        } else {
+            verdict.errors.push(format!(
+                "{message}; server.public_url `{}` is not a loopback address",
+                config.server.public_url
+            ));
+        }
+    }
+
     let local = is_loopback(&public_host) || is_loopback(&frontend_host);
     let mut topology_problem = |message: String| {
         if local {
@@ -131,7 +143,30 @@ mod tests {
             .ascii_serialization()];
         c.cookies.domain = domain.into();
         c.cookies.secure = secure;
+        c.email.smtp_url = Some("smtps://smtp.tachigo.example".into());
         c
+    }
+
+    #[test]
+    fn mail_without_smtp_is_refused_off_loopback_and_warned_about_on_it() {
+        let mut c = config(
+            "https://auth.tachigo.example",
+            "https://auth.tachigo.example",
+            "",
+            true,
+        );
+        c.email.smtp_url = None;
+        let v = check(&c);
+        assert!(
+            v.errors.iter().any(|e| e.contains("email.smtp_url")),
+            "{v:?}"
+        );
+        let v = check(&Config::default());
+        assert!(v.is_ok(), "{v:?}");
+        assert!(
+            v.warnings.iter().any(|w| w.contains("email.smtp_url")),
+            "{v:?}"
+        );
     }
 
     #[test]

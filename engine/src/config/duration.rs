@@ -14,6 +14,10 @@ impl ConfigDuration {
         ConfigDuration(Duration::from_secs(secs))
     }
 
+    pub const fn from_millis(millis: u64) -> Self {
+        ConfigDuration(Duration::from_millis(millis))
+    }
+
     pub fn as_millis_i64(self) -> i64 {
         i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
     }

@@ -141,6 +141,9 @@ fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
             secret.secret = read_secret_file(&format!("extension.secrets[{i}].secret_file"), path)?;
         }
     }
+    if let Some(path) = &config.email.smtp_password_file {
+        config.email.smtp_password = Some(read_secret_file("email.smtp_password_file", path)?);
+    }
     for (name, provider) in config.oauth.providers.iter_mut() {
         if let Some(path) = &provider.client_secret_file {
             provider.client_secret =
@@ -222,6 +225,84 @@ fn validate_storage(storage: &super::StorageConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn validate_email(email: &super::EmailConfig) -> Result<(), ConfigError> {
+    email
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| {
+            invalid(
+                "email.from",
+                format!("`{}` is not a mailbox: {e}", email.from),
+            )
+        })?;
+    if let Some(url) = &email.smtp_url {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| invalid("email.smtp_url", format!("is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none() {
+            return Err(invalid(
+                "email.smtp_url",
+                "must be smtp://host[:port] or smtps://host[:port]",
+            ));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(invalid(
+                "email.smtp_url",
+                "must not carry credentials; use email.smtp_username and email.smtp_password_file",
+            ));
+        }
+        if let Some((_, tls)) = parsed.query_pairs().find(|(k, _)| k == "tls") {
+            if !matches!(tls.as_ref(), "none" | "required" | "opportunistic") {
+                return Err(invalid(
+                    "email.smtp_url",
+                    "tls= must be none, required or opportunistic",
+                ));
+            }
+            let loopback = match parsed.host() {
+                // `smtp://` is not a special scheme: an IP address stays a "domain".
+                Some(url::Host::Domain(d)) => {
+                    d.eq_ignore_ascii_case("localhost")
+                        || d.trim_matches(['[', ']'])
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if tls == "none" && !loopback {
+                return Err(invalid(
+                    "email.smtp_url",
+                    "tls=none (no encryption) is only allowed for a loopback SMTP server",
+                ));
+            }
+        }
+    }
+    if email.smtp_password.is_some() != email.smtp_username.is_some() {
+        return Err(invalid(
+            "email.smtp_username",
+            "set email.smtp_username and email.smtp_password_file together",
+        ));
+    }
+    check_url("email.dashboard_verify_url", &email.dashboard_verify_url)?;
+    check_url("email.dashboard_reset_url", &email.dashboard_reset_url)?;
+    check_positive("email.verification_ttl", email.verification_ttl)?;
+    check_positive("email.reset_ttl", email.reset_ttl)?;
+    check_positive("email.retry_base", email.retry_base)?;
+    if email.max_queued == 0 {
+        return Err(invalid("email.max_queued", "must be at least 1"));
+    }
+    if email.max_attempts == 0 {
+        return Err(invalid("email.max_attempts", "must be at least 1"));
+    }
+    if email.requests_per_minute == 0 {
+        return Err(invalid("email.requests_per_minute", "must be at least 1"));
+    }
+    if email.answer_floor.0 > std::time::Duration::from_secs(5) {
+        return Err(invalid("email.answer_floor", "must be at most 5s"));
+    }
+    Ok(())
+}
+
 fn validate(config: &Config) -> Result<(), ConfigError> {
     check_url("server.public_url", &config.server.public_url)?;
     check_url("oauth.frontend_url", &config.oauth.frontend_url)?;
@@ -253,6 +334,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     validate_limits(&config.limits)?;
     validate_storage(&config.storage)?;
+    validate_email(&config.email)?;
     for (i, id) in config.extension.client_ids.iter().enumerate() {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(invalid(
@@ -332,6 +414,53 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
+    }
+
+    #[test]
+    fn email_settings_are_checked_naming_the_key() {
+        let refuse = |vars: &[(&str, &str)]| load(None, env(vars)).unwrap_err().to_string();
+        let e = refuse(&[("TACHIGO__EMAIL__SMTP_URL", "http://mail.example")]);
+        assert!(e.contains("email.smtp_url"), "{e}");
+        let e = refuse(&[("TACHIGO__EMAIL__SMTP_URL", "smtp://user:pw@mail.example")]);
+        assert!(
+            e.contains("email.smtp_url") && e.contains("credentials"),
+            "{e}"
+        );
+        let e = refuse(&[("TACHIGO__EMAIL__SMTP_URL", "smtp://mail.example?tls=maybe")]);
+        assert!(e.contains("tls="), "{e}");
+        let e = refuse(&[("TACHIGO__EMAIL__SMTP_URL", "smtp://mail.example?tls=none")]);
+        assert!(e.contains("loopback"), "{e}");
+        let e = refuse(&[("TACHIGO__EMAIL__SMTP_URL", "smtp://10.0.0.1:25?tls=none")]);
+        assert!(e.contains("loopback"), "{e}");
+        for local in [
+            "smtp://127.0.0.1:2525?tls=none",
+            "smtp://[::1]:2525?tls=none",
+        ] {
+            let c = load(None, env(&[("TACHIGO__EMAIL__SMTP_URL", local)])).unwrap();
+            assert_eq!(c.email.smtp_url.as_deref(), Some(local));
+        }
+        let e = refuse(&[("TACHIGO__EMAIL__FROM", "not a mailbox")]);
+        assert!(e.contains("email.from"), "{e}");
+        let e = refuse(&[("TACHIGO__EMAIL__SMTP_USERNAME", "someone")]);
+        assert!(e.contains("email.smtp_username"), "{e}");
+        let e = refuse(&[("TACHIGO__EMAIL__MAX_QUEUED", "0")]);
+        assert!(e.contains("email.max_queued"), "{e}");
+
+        let password = file("s3cret\n");
+        let c = load(
+            None,
+            env(&[
+                ("TACHIGO__EMAIL__SMTP_URL", "smtps://mail.example:465"),
+                ("TACHIGO__EMAIL__SMTP_USERNAME", "mailer"),
+                (
+                    "TACHIGO__EMAIL__SMTP_PASSWORD_FILE",
+                    password.path().to_str().unwrap(),
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.email.smtp_password.as_deref(), Some("s3cret"));
+        assert!(!format!("{:?}", c.email).contains("s3cret"));
     }
 
     #[test]

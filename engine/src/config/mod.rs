@@ -31,6 +31,7 @@ pub struct Config {
     pub engine: EngineSettings,
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
+    pub email: EmailConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +156,9 @@ pub struct OAuthConfig {
     pub update_age: ConfigDuration,
     pub trusted_providers: Vec<String>,
     pub providers: std::collections::BTreeMap<String, ProviderConfig>,
+    /// Whether `POST /api/auth/sign-up/email` makes accounts (sign-in with an
+    /// existing password works either way).
+    pub allow_email_signup: bool,
 }
 
 impl Default for OAuthConfig {
@@ -167,6 +171,7 @@ impl Default for OAuthConfig {
             update_age: ConfigDuration::from_secs(86_400),
             trusted_providers: Vec::new(),
             providers: Default::default(),
+            allow_email_signup: true,
         }
     }
 }
@@ -316,9 +321,101 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[email]`: how mails leave (SMTP, or the local outbox directory when no
+/// SMTP server is configured), what they say and how long their links work.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// The `From` mailbox, e.g. `tachigo <no-reply@example.com>`.
+    pub from: String,
+    /// The product name the templates show.
+    pub product_name: String,
+    /// `smtp://host:587` (STARTTLS required), `smtps://host:465` (implicit TLS),
+    /// `smtp://host:25?tls=none` (plain, loopback only). Unset: mails go to
+    /// `<data_dir>/outbox/` and the log instead.
+    pub smtp_url: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_password_file: Option<PathBuf>,
+    /// Read from `smtp_password_file` at load; never written in the file itself.
+    #[serde(skip)]
+    pub smtp_password: Option<String>,
+    /// A directory of template overrides (`verify_email.subject`, `.txt`, `.html`,
+    /// the same for `reset_password`); missing files keep the built-in text.
+    pub template_dir: Option<PathBuf>,
+    /// How long a verification link works.
+    pub verification_ttl: ConfigDuration,
+    /// How long a password-reset link works.
+    pub reset_ttl: ConfigDuration,
+    /// The dashboard page that receives `?token=` from a verification mail.
+    pub dashboard_verify_url: String,
+    /// The dashboard page that receives `?token=` from a reset mail.
+    pub dashboard_reset_url: String,
+    /// Mails waiting for delivery, at most; past it, requests that would mail get 503.
+    pub max_queued: usize,
+    /// Delivery attempts per mail before it is given up (and logged).
+    pub max_attempts: u32,
+    /// The wait before the first retry; each later retry waits twice as long (at most an hour).
+    pub retry_base: ConfigDuration,
+    /// At most one mail of a kind per address in this interval; more requests
+    /// are answered the same and send nothing.
+    pub per_address_interval: ConfigDuration,
+    /// Requests that may mail (forgot password, resend verification) per client IP.
+    pub requests_per_minute: u32,
+    /// A forgot-password request is answered no sooner than this after it
+    /// arrived, whether or not the address exists (same timing either way).
+    pub answer_floor: ConfigDuration,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            from: "tachigo <no-reply@localhost>".into(),
+            product_name: "tachigo".into(),
+            smtp_url: None,
+            smtp_username: None,
+            smtp_password_file: None,
+            smtp_password: None,
+            template_dir: None,
+            verification_ttl: ConfigDuration::from_secs(24 * 3600),
+            reset_ttl: ConfigDuration::from_secs(3600),
+            dashboard_verify_url: "http://localhost:3000/verify-email".into(),
+            dashboard_reset_url: "http://localhost:3000/reset-password".into(),
+            max_queued: 10_000,
+            max_attempts: 12,
+            retry_base: ConfigDuration::from_secs(10),
+            per_address_interval: ConfigDuration::from_secs(60),
+            requests_per_minute: 5,
+            answer_floor: ConfigDuration::from_millis(300),
+        }
+    }
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("from", &self.from)
+            .field(
+                "smtp_url",
+                &self.smtp_url.as_ref().map(|_| "(set, not shown)"),
+            )
+            .field("smtp_username", &self.smtp_username)
+            .field("smtp_password_file", &self.smtp_password_file)
+            .field("template_dir", &self.template_dir)
+            .field("verification_ttl", &self.verification_ttl)
+            .field("reset_ttl", &self.reset_ttl)
+            .field("max_queued", &self.max_queued)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Config {
     /// Where the sled database lives inside the data directory.
     pub fn database_path(&self) -> PathBuf {
         self.server.data_dir.join("db")
+    }
+
+    /// Where mails go when no SMTP server is configured.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.server.data_dir.join("outbox")
     }
 }

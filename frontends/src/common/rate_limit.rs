@@ -72,6 +72,24 @@ pub fn retry_after(wait: Duration) -> (HeaderName, HeaderValue) {
 /// The key for per-client limits: an IPv4 address as is, an IPv6 address by its
 /// /64 network (one subscriber usually holds a whole /64), an IPv4-mapped IPv6
 /// address as the IPv4 address it is.
+/// Longest per-account limiter key, in bytes (the longest valid address).
+pub const MAX_ACCOUNT_KEY: usize = 320;
+
+/// The per-account limiter key of an address as typed: trimmed, lower-cased
+/// (what `normalize_email` makes of a valid one) and bounded, so any input
+/// costs one bounded entry.
+pub fn account_key(email: &str) -> String {
+    let mut key = email.trim().to_ascii_lowercase();
+    if key.len() > MAX_ACCOUNT_KEY {
+        let mut end = MAX_ACCOUNT_KEY;
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        key.truncate(end);
+    }
+    key
+}
+
 pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -88,6 +106,12 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_account_key_ignores_case_and_spaces_and_is_bounded() {
+        assert_eq!(account_key("  Ada@Example.COM "), "ada@example.com");
+        assert_eq!(account_key(&"é".repeat(400)).len(), MAX_ACCOUNT_KEY);
+    }
 
     #[test]
     fn burst_then_refusal_with_a_wait() {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::common::rate_limit::{client_key, retry_after, KeyedLimiter, Limit};
+use crate::common::rate_limit::{account_key, client_key, retry_after, KeyedLimiter, Limit};
 use crate::common::ApiError;
 
 pub const PER_IP: Limit = Limit {
@@ -29,9 +29,6 @@ pub const PER_ACCOUNT: Limit = Limit {
     per_minute: 5,
     burst: 5,
 };
-
-/// Longest account key kept (an email is at most 254 bytes once valid).
-const MAX_ACCOUNT_KEY: usize = 320;
 
 pub struct LoginLimits {
     per_ip: KeyedLimiter<IpAddr>,
@@ -47,19 +44,6 @@ fn too_many_attempts(wait: Duration) -> ApiError {
         "too many attempts; wait before trying again",
     )
     .with_header(name, value)
-}
-
-/// The per-account key: what `normalize_email` would make of a valid address.
-fn account_key(email: &str) -> String {
-    let mut key = email.trim().to_ascii_lowercase();
-    if key.len() > MAX_ACCOUNT_KEY {
-        let mut end = MAX_ACCOUNT_KEY;
-        while !key.is_char_boundary(end) {
-            end -= 1;
-        }
-        key.truncate(end);
-    }
-    key
 }
 
 impl Default for LoginLimits {
@@ -89,12 +73,6 @@ impl LoginLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_account_key_ignores_case_and_spaces_and_is_bounded() {
-        assert_eq!(account_key("  Ada@Example.COM "), "ada@example.com");
-        assert_eq!(account_key(&"é".repeat(400)).len(), MAX_ACCOUNT_KEY);
-    }
 
     #[test]
     fn an_account_is_limited_across_addresses() {

@@ -11,13 +11,22 @@
 //! One file per endpoint family, plus the pieces they share: `refresh_cookie`
 //! (where a refresh token comes from), `session_tokens` (what a login or refresh
 //! hands out), `access` (bearer authentication), `login_limits`, `wire` (the
-//! JSON shapes).
+//! JSON shapes). The password life cycle (`email_verification`,
+//! `password_reset`, `password_change`) shares `mail_links` (the dashboard
+//! pages its mails link to), `mail_limits` (the per-IP brake on requests that
+//! mail) and `lifecycle_errors`.
 
 mod access;
+mod email_verification;
+mod lifecycle_errors;
 mod login;
 mod login_limits;
 mod logout;
+mod mail_limits;
+mod mail_links;
 mod me;
+mod password_change;
+mod password_reset;
 mod refresh;
 mod refresh_cookie;
 mod register;
@@ -59,6 +68,10 @@ pub(crate) struct Dashboard {
     refresh_body_fallback: bool,
     refresh_idle_ttl_secs: i64,
     limits: login_limits::LoginLimits,
+    /// Requests that may mail, per client IP (`email.requests_per_minute`).
+    mail_limits: mail_limits::MailLimits,
+    /// The dashboard pages mailed links point to.
+    links: mail_links::MailLinks,
     /// Access tokens whose signature already verified (see `access`).
     verified_tokens: VerifiedTokens<AccessClaims>,
 }
@@ -84,6 +97,11 @@ pub fn route_table() -> RouteTable {
         (Method::GET, "/api/v1/auth/sessions"),
         (Method::POST, "/api/v1/auth/sessions/revoke-others"),
         (Method::DELETE, "/api/v1/auth/sessions/{id}"),
+        (Method::POST, "/api/v1/auth/verify-email"),
+        (Method::POST, "/api/v1/auth/send-verification-email"),
+        (Method::POST, "/api/v1/auth/forgot-password"),
+        (Method::POST, "/api/v1/auth/reset-password"),
+        (Method::POST, "/api/v1/auth/change-password"),
     ])
 }
 
@@ -97,6 +115,8 @@ pub fn mount(state: &AppState) -> Mount {
         refresh_body_fallback: config.dashboard.refresh_body_fallback,
         refresh_idle_ttl_secs: config.tokens.refresh_idle_ttl.as_millis_i64() / 1000,
         limits: login_limits::LoginLimits::default(),
+        mail_limits: mail_limits::MailLimits::new(config.email.requests_per_minute),
+        links: mail_links::MailLinks::from_config(&config.email),
         verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY, |claims| claims.exp),
     });
     let d = &dashboard;
@@ -148,6 +168,35 @@ pub fn mount(state: &AppState) -> Mount {
         .and(with_dashboard(d))
         .and(warp::header::headers_cloned())
         .and_then(sessions::revoke_one);
+    let verify_email = warp::path!("api" / "v1" / "auth" / "verify-email")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(json_body())
+        .and_then(email_verification::verify);
+    let send_verification = warp::path!("api" / "v1" / "auth" / "send-verification-email")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and_then(email_verification::send);
+    let forgot_password = warp::path!("api" / "v1" / "auth" / "forgot-password")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(request_context())
+        .and(json_body())
+        .and_then(password_reset::forgot);
+    let reset_password = warp::path!("api" / "v1" / "auth" / "reset-password")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(json_body())
+        .and_then(password_reset::reset);
+    let change_password = warp::path!("api" / "v1" / "auth" / "change-password")
+        .and(warp::post())
+        .and(with_dashboard(d))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(json_body())
+        .and_then(password_change::handle);
 
     let routes = register
         .or(login)
@@ -163,6 +212,16 @@ pub fn mount(state: &AppState) -> Mount {
         .or(revoke_others)
         .unify()
         .or(revoke_one)
+        .unify()
+        .or(verify_email)
+        .unify()
+        .or(send_verification)
+        .unify()
+        .or(forgot_password)
+        .unify()
+        .or(reset_password)
+        .unify()
+        .or(change_password)
         .unify()
         .recover(|r: Rejection| recover(ErrorStyle::V1, r))
         .unify()

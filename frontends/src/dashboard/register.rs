@@ -7,6 +7,11 @@
 //! least 8 characters, at most 1024 bytes, not too repetitive, not the email);
 //! 400 `invalid_body` naming `email` for an address that is not one. Each attempt
 //! spends one per-IP password attempt, as a login does, since it costs a hash.
+//!
+//! A new user gets a verification mail (a link to `email.dashboard_verify_url`
+//! with `?token=`, see `email_verification`). Failing to queue it (a full mail
+//! queue, storage) is logged and does not fail the registration: the user
+//! exists, and `/send-verification-email` asks again.
 
 use std::sync::Arc;
 
@@ -77,6 +82,14 @@ async fn register(
         })?;
     metrics::counter!("tachigo_dashboard_registrations_total").increment(1);
     tracing::info!(user_id = %user.id, "dashboard registration");
+    let link = |token: &str| dashboard.links.verify(token);
+    if let Err(e) = dashboard
+        .engine
+        .send_verification_email(&user.id, &link)
+        .await
+    {
+        tracing::warn!(user_id = %user.id, error = %e, "the verification mail of a new user could not be queued");
+    }
     let reply = RegisterReply { user: user.into() };
     Ok(warp::reply::with_status(warp::reply::json(&reply), StatusCode::CREATED).into_response())
 }

@@ -1,6 +1,11 @@
 //! The JSON bodies of the dashboard contract, as the dashboard's axios client
-//! sends and reads them. Unknown request fields are ignored; a field of the
-//! wrong type is a 400 `invalid_body` naming it (see `common::body`).
+//! sends and reads them. A field of the wrong type is a 400 `invalid_body`
+//! naming it (see `common::body`). Unknown request fields are ignored, except
+//! on the password life cycle's bodies (`verify-email`, `forgot-password`,
+//! `reset-password`, `change-password`), which refuse them: a misspelt
+//! optional field there (`endOtherSessions`) would otherwise silently do less
+//! than the caller asked. Bodies that carry a password or a mailed token do
+//! not implement `Debug`, so they cannot end up in a log line.
 //!
 //! Times are RFC 3339 strings in UTC with milliseconds
 //! (`2025-01-31T12:00:00.000Z`); `expires_in` is whole seconds.
@@ -35,6 +40,39 @@ pub struct RefreshBody {
     pub refresh_token: Option<String>,
 }
 
+/// `POST /verify-email`: the token of a verification mail's link.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailBody {
+    pub token: String,
+}
+
+/// `POST /forgot-password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordBody {
+    pub email: String,
+}
+
+/// `POST /reset-password`: the token of a reset mail's link and the new password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordBody {
+    pub token: String,
+    pub password: String,
+}
+
+/// `POST /change-password`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    pub current_password: String,
+    pub new_password: String,
+    /// End every other session of the user (the caller's stays).
+    #[serde(default)]
+    pub end_other_sessions: bool,
+}
+
 /// The user as the dashboard sees it.
 #[derive(Debug, Serialize)]
 pub struct UserView {
@@ -59,6 +97,29 @@ impl From<User> for UserView {
 #[derive(Debug, Serialize)]
 pub struct RegisterReply {
     pub user: UserView,
+}
+
+/// 200 of `POST /verify-email`, `/reset-password` and `/change-password`.
+#[derive(Debug, Serialize)]
+pub struct UserReply {
+    pub user: UserView,
+}
+
+/// 202 of `POST /forgot-password` and `/send-verification-email`: `{}`, the
+/// same whatever happened behind it.
+#[derive(Debug, Serialize)]
+pub struct AcceptedReply {}
+
+impl AcceptedReply {
+    /// The whole 202 response.
+    pub fn response() -> warp::http::Response<warp::hyper::Body> {
+        use warp::Reply;
+        warp::reply::with_status(
+            warp::reply::json(&AcceptedReply {}),
+            warp::http::StatusCode::ACCEPTED,
+        )
+        .into_response()
+    }
 }
 
 /// 200 of `POST /login`.

@@ -10,21 +10,44 @@
 //! answers preflights and decorates responses); cookie-authenticated changes
 //! pass the CSRF origin check. Errors are Better Auth's `{"code","message"}`.
 //!
+//! Email and password, as Better Auth's `emailAndPassword` speaks it, sit
+//! beside social sign-in on the same users, sessions and session cookie:
+//! sign-up, sign-in, address verification, forgot/reset password, change
+//! password, profile updates and account deletion, the mails going through
+//! the engine's durable mail queue.
+//!
 //! One file per endpoint family (`sign_in`, `callback`, `get_session`,
-//! `sign_out`, `sessions`, `accounts`) plus what they share: `authorization`
-//! (starting a provider flow), `callback_urls` (the open-redirect rules),
-//! `session_cookie`, `state_cookie` and `wire` (the JSON shapes).
+//! `sign_out`, `sessions`, `accounts`, `sign_up_email`, `sign_in_email`,
+//! `verification`, `password_reset`, `change_password`, `update_user`,
+//! `delete_user`) plus what they share: `authorization` (starting a provider
+//! flow), `callback_urls` (the open-redirect rules), `session_cookie`,
+//! `state_cookie`, `web_session` (a password sign-in's session),
+//! `browser_origin` (login CSRF), `email_limits`, `password_rules`,
+//! `validated_body`, `email_errors` and `wire` (the JSON shapes).
 
 mod accounts;
 mod authorization;
+mod browser_origin;
 mod callback;
 mod callback_urls;
+mod change_password;
+mod delete_user;
+mod email_errors;
+mod email_limits;
 mod get_session;
+mod password_reset;
+mod password_rules;
 mod session_cookie;
 mod sessions;
 mod sign_in;
+mod sign_in_email;
 mod sign_out;
+mod sign_up_email;
 mod state_cookie;
+mod update_user;
+mod validated_body;
+mod verification;
+mod web_session;
 mod wire;
 
 use std::collections::HashSet;
@@ -35,6 +58,8 @@ use std::sync::Arc;
 use serde::de::IgnoredAny;
 use tachigo_engine::oauth_providers::{PendingAuthorizations, Providers};
 use tachigo_engine::Engine;
+use warp::http::Response;
+use warp::hyper::Body;
 use warp::{Filter, Rejection, Reply};
 
 use crate::common::cookies::CookieSettings;
@@ -64,6 +89,12 @@ pub(crate) struct OAuth {
     trusted_providers: HashSet<String>,
     /// Provider flows started per client IP (`sign-in/social`, `link-social`).
     starts_per_ip: KeyedLimiter<IpAddr>,
+    /// Password attempts and mail requests of the email/password endpoints.
+    email_limits: email_limits::EmailLimits,
+    /// `{server.public_url}/api/auth`, where mailed links point.
+    auth_base: String,
+    /// `oauth.allow_email_signup`.
+    allow_email_signup: bool,
 }
 
 fn with_oauth(
@@ -93,7 +124,112 @@ pub fn route_table() -> RouteTable {
         (Method::POST, "/api/auth/link-social"),
         (Method::POST, "/api/auth/unlink-account"),
         (Method::GET, "/api/auth/ok"),
+        (Method::POST, "/api/auth/sign-up/email"),
+        (Method::POST, "/api/auth/sign-in/email"),
+        (Method::POST, "/api/auth/send-verification-email"),
+        (Method::GET, "/api/auth/verify-email"),
+        (Method::POST, "/api/auth/request-password-reset"),
+        (Method::GET, "/api/auth/reset-password/{token}"),
+        (Method::POST, "/api/auth/reset-password"),
+        (Method::POST, "/api/auth/change-password"),
+        (Method::POST, "/api/auth/update-user"),
+        (Method::POST, "/api/auth/delete-user"),
     ])
+}
+
+/// The query string as sent, or `""` without one.
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// The email/password routes (Better Auth's `emailAndPassword`), boxed as one.
+fn email_routes(o: &Arc<OAuth>) -> warp::filters::BoxedFilter<(Response<Body>,)> {
+    use validated_body::validated_body;
+    let sign_up = warp::path!("api" / "auth" / "sign-up" / "email")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(validated_body())
+        .and_then(sign_up_email::handle);
+    let sign_in = warp::path!("api" / "auth" / "sign-in" / "email")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(validated_body())
+        .and_then(sign_in_email::handle);
+    let send_verification = warp::path!("api" / "auth" / "send-verification-email")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(validated_body())
+        .and_then(verification::send);
+    let verify = warp::path!("api" / "auth" / "verify-email")
+        .and(warp::get())
+        .and(with_oauth(o))
+        .and(raw_query())
+        .and_then(verification::verify);
+    let request_reset = warp::path!("api" / "auth" / "request-password-reset")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(validated_body())
+        .and_then(password_reset::request);
+    let reset_link = warp::path!("api" / "auth" / "reset-password" / String)
+        .and(warp::get())
+        .and(with_oauth(o))
+        .and(raw_query())
+        .and_then(password_reset::open_link);
+    let reset = warp::path!("api" / "auth" / "reset-password")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(warp::header::headers_cloned())
+        .and(raw_query())
+        .and(validated_body())
+        .and_then(password_reset::reset);
+    let change_password = warp::path!("api" / "auth" / "change-password")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(validated_body())
+        .and_then(change_password::handle);
+    let update_user = warp::path!("api" / "auth" / "update-user")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(warp::header::headers_cloned())
+        .and(json_body())
+        .and_then(update_user::handle);
+    let delete_user = warp::path!("api" / "auth" / "delete-user")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(validated_body())
+        .and_then(delete_user::handle);
+    sign_up
+        .or(sign_in)
+        .unify()
+        .or(send_verification)
+        .unify()
+        .or(verify)
+        .unify()
+        .or(request_reset)
+        .unify()
+        .or(reset_link)
+        .unify()
+        .or(reset)
+        .unify()
+        .or(change_password)
+        .unify()
+        .or(update_user)
+        .unify()
+        .or(delete_user)
+        .unify()
+        .boxed()
 }
 
 pub fn mount(state: &AppState) -> Mount {
@@ -118,6 +254,13 @@ pub fn mount(state: &AppState) -> Mount {
             per_minute: config.limits.oauth_starts_per_minute,
             burst: config.limits.oauth_starts_burst,
         }),
+        email_limits: email_limits::EmailLimits::new(config.email.requests_per_minute),
+        allow_email_signup: config.oauth.allow_email_signup,
+        auth_base: format!(
+            "{}{}",
+            config.server.public_url.trim_end_matches('/'),
+            PREFIX.trim_end_matches('/')
+        ),
     });
     let o = &oauth;
 
@@ -193,6 +336,7 @@ pub fn mount(state: &AppState) -> Mount {
         .and(warp::header::headers_cloned())
         .and(json_body())
         .and_then(accounts::unlink);
+    let email = email_routes(o);
     let ok = warp::path!("api" / "auth" / "ok")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"ok": true})).into_response());
@@ -221,6 +365,8 @@ pub fn mount(state: &AppState) -> Mount {
         .or(unlink_account)
         .unify()
         .or(ok)
+        .unify()
+        .or(email)
         .unify()
         .boxed();
     let routes = get_session

@@ -19,12 +19,34 @@ use crate::common::ApiError;
 pub const COOKIE_NAME: &str = "tachigo.session_token";
 const COOKIE_PATH: &str = "/";
 
+/// The context of a password session started with `rememberMe: false`: its
+/// cookie never carries `Max-Age` (a browser-session cookie).
+pub(crate) const BROWSER_SESSION_CONTEXT: &str = "credential (browser session)";
+
 /// `Set-Cookie` for a session's token, living as long as the session's current
 /// expiry (`session_ttl` after it was created or last slid, capped by the
-/// absolute lifetime).
+/// absolute lifetime), or as long as the browser for a "don't remember me"
+/// session.
 pub(crate) fn set(settings: &CookieSettings, token: &str, session: &Session) -> HeaderValue {
     let max_age_secs = (session.expires_at - session.updated_at) / 1000;
-    settings.set(COOKIE_NAME, token, COOKIE_PATH, max_age_secs)
+    let cookie = settings.set(COOKIE_NAME, token, COOKIE_PATH, max_age_secs);
+    if session.context.as_deref() == Some(BROWSER_SESSION_CONTEXT) {
+        without_max_age(cookie)
+    } else {
+        cookie
+    }
+}
+
+/// The same cookie without its lifetime: a browser-session cookie.
+fn without_max_age(cookie: HeaderValue) -> HeaderValue {
+    let Ok(text) = cookie.to_str() else {
+        return cookie;
+    };
+    let kept: Vec<&str> = text
+        .split("; ")
+        .filter(|attribute| !attribute.starts_with("Max-Age="))
+        .collect();
+    HeaderValue::from_str(&kept.join("; ")).unwrap_or(cookie)
 }
 
 pub(crate) fn clear(settings: &CookieSettings) -> HeaderValue {
@@ -113,4 +135,20 @@ pub(crate) async fn require_for_change(
 ) -> Result<Caller, ApiError> {
     require_trusted_origin(headers, trusted_origins)?;
     require(engine, cookie_header(headers)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_cookie_keeps_every_attribute_but_its_lifetime() {
+        let cookie = HeaderValue::from_static(
+            "tachigo.session_token=abc; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=604800; Domain=.example.com",
+        );
+        assert_eq!(
+            without_max_age(cookie),
+            "tachigo.session_token=abc; HttpOnly; Secure; SameSite=Lax; Path=/; Domain=.example.com"
+        );
+    }
 }

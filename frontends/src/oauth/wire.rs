@@ -227,6 +227,124 @@ pub(crate) struct RevokeSessionBody {
     pub token: Option<String>,
 }
 
+// ----- email and password (Better Auth's `emailAndPassword`) -----
+
+/// `POST /sign-up/email`. Unknown fields are ignored, as Better Auth drops them.
+#[derive(Deserialize)]
+pub(crate) struct SignUpBody {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Where the verification mail's link finally lands.
+    #[serde(rename = "callbackURL", default)]
+    pub callback_url: Option<String>,
+    #[serde(rename = "rememberMe", default)]
+    pub remember_me: Option<bool>,
+}
+
+/// `POST /sign-in/email`.
+#[derive(Deserialize)]
+pub(crate) struct SignInEmailBody {
+    pub email: String,
+    pub password: String,
+    #[serde(rename = "callbackURL", default)]
+    pub callback_url: Option<String>,
+    #[serde(rename = "rememberMe", default)]
+    pub remember_me: Option<bool>,
+}
+
+/// `POST /send-verification-email`.
+#[derive(Deserialize)]
+pub(crate) struct SendVerificationBody {
+    pub email: String,
+    #[serde(rename = "callbackURL", default)]
+    pub callback_url: Option<String>,
+}
+
+/// `POST /request-password-reset`.
+#[derive(Deserialize)]
+pub(crate) struct RequestPasswordResetBody {
+    pub email: String,
+    /// The app's page that receives `?token=` (or `?error=`) from the mailed link.
+    #[serde(rename = "redirectTo", default)]
+    pub redirect_to: Option<String>,
+}
+
+/// `POST /reset-password`; the token may also come as `?token=`.
+#[derive(Deserialize)]
+pub(crate) struct ResetPasswordBody {
+    #[serde(rename = "newPassword")]
+    pub new_password: String,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// `POST /change-password`.
+#[derive(Deserialize)]
+pub(crate) struct ChangePasswordBody {
+    #[serde(rename = "newPassword")]
+    pub new_password: String,
+    #[serde(rename = "currentPassword")]
+    pub current_password: String,
+    #[serde(rename = "revokeOtherSessions", default)]
+    pub revoke_other_sessions: Option<bool>,
+}
+
+/// `POST /delete-user` (the client sends `{}` at least).
+#[derive(Deserialize)]
+pub(crate) struct DeleteUserBody {
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Better Auth's mailed deletion token: not issued here, so never valid.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(rename = "callbackURL", default)]
+    pub callback_url: Option<String>,
+}
+
+/// `{token, user}` of `sign-up/email` and `change-password`. `token` is the
+/// session's id, never its secret: the secret only travels in the HttpOnly
+/// cookie (CONTRACTS.md §3); `revoke-session` accepts the id as `token`.
+#[derive(Serialize)]
+pub(crate) struct TokenAndUser<'a> {
+    pub token: Option<&'a str>,
+    pub user: UserJson<'a>,
+}
+
+/// `POST /sign-in/email`: Better Auth's `{redirect, token, url?, user}`; `url`
+/// is left out when no `callbackURL` was given, as Better Auth leaves it out.
+#[derive(Serialize)]
+pub(crate) struct SignInEmailReply<'a> {
+    pub redirect: bool,
+    pub token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<&'a str>,
+    pub user: UserJson<'a>,
+}
+
+/// `{status: true, message}` of `request-password-reset`.
+#[derive(Serialize)]
+pub(crate) struct StatusMessageJson {
+    pub status: bool,
+    pub message: &'static str,
+}
+
+/// `{status: true, user: null}` of `verify-email` without a `callbackURL`.
+#[derive(Serialize)]
+pub(crate) struct VerifiedJson {
+    pub status: bool,
+    pub user: Option<()>,
+}
+
+/// `{success: true, message}` of `delete-user`.
+#[derive(Serialize)]
+pub(crate) struct SuccessMessageJson {
+    pub success: bool,
+    pub message: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::Iso;

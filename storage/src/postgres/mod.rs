@@ -248,6 +248,19 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    /// One statement: the user row (which holds the email index) and its accounts.
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StorageError> {
+        let row = self
+            .query_opt(
+                "WITH gone AS (DELETE FROM users WHERE id = $1 RETURNING id),
+                      released AS (DELETE FROM accounts WHERE user_id IN (SELECT id FROM gone))
+                 SELECT count(*) FROM gone",
+                &[&user_id],
+            )
+            .await?;
+        Ok(row.is_some_and(|row| row.get::<_, i64>(0) > 0))
+    }
+
     /// Replaces the record; the email column (the index) is left as it was.
     async fn put_user(&self, user: &UserRecord) -> Result<(), StorageError> {
         self.execute(UPSERT_USER_RECORD, &[&user.id, &encode(user)])
@@ -723,6 +736,104 @@ impl Store for PostgresStore {
 
     fn oauth_state_count(&self) -> usize {
         self.pending_oauth_states.load(Ordering::Acquire)
+    }
+
+    // ----- mailed tokens -----
+
+    async fn put_email_token(
+        &self,
+        hash: &TokenHash,
+        token: &EmailTokenRecord,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO email_tokens (hash, expires_at, record) VALUES ($1, $2, $3)
+             ON CONFLICT (hash) DO UPDATE SET expires_at = EXCLUDED.expires_at,
+                 record = EXCLUDED.record",
+            &[&&hash[..], &token.expires_at, &encode(token)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `DELETE ... RETURNING`: of two takes of one hash, one gets the row.
+    async fn take_email_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<EmailTokenRecord>, StorageError> {
+        self.query_opt(
+            "DELETE FROM email_tokens WHERE hash = $1 RETURNING record",
+            &[&&hash[..]],
+        )
+        .await?
+        .map(|row| record(&row, 0))
+        .transpose()
+    }
+
+    async fn sweep_email_tokens(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let expired = self
+            .execute("DELETE FROM email_tokens WHERE expires_at <= $1", &[&now])
+            .await?;
+        Ok(expired as usize)
+    }
+
+    // ----- the mail outbox -----
+
+    /// The bound is checked in the same statement; nodes inserting at the
+    /// same moment may pass it by a few mails, never by more.
+    async fn enqueue_mail(
+        &self,
+        mail: &OutboxMailRecord,
+        max_queued: usize,
+    ) -> Result<bool, StorageError> {
+        let inserted = self
+            .execute(
+                "INSERT INTO mail_outbox (id, next_attempt_at, record)
+                 SELECT $1, $2, $3 WHERE (SELECT count(*) FROM mail_outbox) < $4
+                 ON CONFLICT (id) DO NOTHING",
+                &[
+                    &mail.id,
+                    &mail.next_attempt_at,
+                    &encode(mail),
+                    &limit(max_queued),
+                ],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn due_mails(
+        &self,
+        now: UnixMillis,
+        limit_to: usize,
+    ) -> Result<Vec<OutboxMailRecord>, StorageError> {
+        let rows = self
+            .query(
+                "SELECT record FROM mail_outbox WHERE next_attempt_at <= $1 ORDER BY id LIMIT $2",
+                &[&now, &limit(limit_to)],
+            )
+            .await?;
+        records(&rows)
+    }
+
+    async fn reschedule_mail(&self, mail: &OutboxMailRecord) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE mail_outbox SET next_attempt_at = $2, record = $3 WHERE id = $1",
+            &[&mail.id, &mail.next_attempt_at, &encode(mail)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_mail(&self, id: &str) -> Result<(), StorageError> {
+        self.execute("DELETE FROM mail_outbox WHERE id = $1", &[&id])
+            .await?;
+        Ok(())
+    }
+
+    async fn queued_mail_count(&self) -> Result<u64, StorageError> {
+        let rows = self.query("SELECT count(*) FROM mail_outbox", &[]).await?;
+        let count: i64 = rows.first().map_or(0, |row| row.get(0));
+        Ok(count as u64)
     }
 
     // ----- signing keys -----

@@ -32,6 +32,8 @@ pub(super) async fn export(store: &PostgresStore) -> Result<Snapshot, StorageErr
         signing_keys: records(&all("SELECT record FROM signing_keys ORDER BY kid").await?)?,
         audit: records(&all("SELECT record FROM audit ORDER BY id").await?)?,
         retired_tokens: Vec::new(),
+        email_tokens: Vec::new(),
+        outbox: records(&all("SELECT record FROM mail_outbox ORDER BY id").await?)?,
     };
     for row in all("SELECT hash, session_id FROM retired_refresh_tokens ORDER BY hash").await? {
         let hash: TokenHash = row
@@ -39,6 +41,13 @@ pub(super) async fn export(store: &PostgresStore) -> Result<Snapshot, StorageErr
             .try_into()
             .map_err(|_| StorageError::Corrupt("a retired token hash is not 32 bytes".into()))?;
         snapshot.retired_tokens.push((hash, row.get(1)));
+    }
+    for row in all("SELECT hash, record FROM email_tokens ORDER BY hash").await? {
+        let hash: TokenHash = row
+            .get::<_, &[u8]>(0)
+            .try_into()
+            .map_err(|_| StorageError::Corrupt("a mailed token hash is not 32 bytes".into()))?;
+        snapshot.email_tokens.push((hash, super::record(&row, 1)?));
     }
     tx.commit().await.map_err(classify)?;
     Ok(snapshot)
@@ -171,6 +180,32 @@ pub(super) async fn import(store: &PostgresStore, snapshot: &Snapshot) -> Result
         &[
             &audit.iter().map(|e| e.at).collect::<Vec<_>>(),
             &audit.iter().map(encode).collect::<Vec<_>>(),
+        ],
+    )
+    .await
+    .map_err(classify)?;
+
+    let tokens = &snapshot.email_tokens;
+    tx.execute(
+        "INSERT INTO email_tokens (hash, expires_at, record)
+         SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[])",
+        &[
+            &tokens.iter().map(|(h, _)| &h[..]).collect::<Vec<_>>(),
+            &tokens.iter().map(|(_, t)| t.expires_at).collect::<Vec<_>>(),
+            &tokens.iter().map(|(_, t)| encode(t)).collect::<Vec<_>>(),
+        ],
+    )
+    .await
+    .map_err(classify)?;
+
+    let outbox = &snapshot.outbox;
+    tx.execute(
+        "INSERT INTO mail_outbox (id, next_attempt_at, record)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])",
+        &[
+            &outbox.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            &outbox.iter().map(|m| m.next_attempt_at).collect::<Vec<_>>(),
+            &outbox.iter().map(encode).collect::<Vec<_>>(),
         ],
     )
     .await

@@ -49,6 +49,11 @@ pub struct SledStore {
     oauth_link_sessions: Tree,
     signing_keys: Tree,
     audit: Tree,
+    email_tokens: Tree,
+    /// Mail id (which sorts by creation) → [`OutboxMailRecord`].
+    outbox: Tree,
+    /// Entries of `outbox`, kept here because `Tree::len` is a scan.
+    queued_mails: Arc<AtomicUsize>,
 }
 
 type TxResult<T> = Result<T, TransactionError<StorageError>>;
@@ -115,6 +120,8 @@ impl SledStore {
         let oauth_states = db.open_tree("oauth_states")?;
         // One scan at open; the count is kept from here on.
         let pending_oauth_states = Arc::new(AtomicUsize::new(oauth_states.len()));
+        let outbox = db.open_tree("mail_outbox")?;
+        let queued_mails = Arc::new(AtomicUsize::new(outbox.len()));
         Ok(SledStore {
             healthy,
             pending_oauth_states,
@@ -129,6 +136,9 @@ impl SledStore {
             oauth_link_sessions: db.open_tree("oauth_link_sessions")?,
             signing_keys: db.open_tree("signing_keys")?,
             audit: db.open_tree("audit")?,
+            email_tokens: db.open_tree("email_tokens")?,
+            outbox,
+            queued_mails,
             durability,
             handles,
             db,
@@ -227,6 +237,24 @@ impl SledStore {
         Ok(removed)
     }
 
+    fn sweep_email_tokens_blocking(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for entry in self.email_tokens.iter() {
+            let (key, value) = entry?;
+            let expired = match decode::<EmailTokenRecord>(&value) {
+                Ok(token) => token.expires_at <= now,
+                Err(e) => {
+                    tracing::warn!(error = %e, "removing an unreadable mailed token");
+                    true
+                }
+            };
+            if expired && self.email_tokens.remove(&key)?.is_some() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Runs a whole-tree scan on a blocking thread.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -276,6 +304,38 @@ impl Store for SledStore {
     }
 
     // ----- users and their indexes -----
+
+    /// One transaction over the record and both indexes; an index entry is
+    /// released only while it still names this user.
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StorageError> {
+        let result: TxResult<bool> =
+            (&self.users, &self.emails, &self.accounts).transaction(|(users, emails, accounts)| {
+                let Some(bytes) = users.remove(user_id.as_bytes())? else {
+                    return Ok(false);
+                };
+                let user: UserRecord = match decode(&bytes) {
+                    Ok(user) => user,
+                    Err(e) => return abort(e),
+                };
+                if let Some(email) = &user.email {
+                    if emails.get(email.as_bytes())?.as_deref() == Some(user_id.as_bytes()) {
+                        emails.remove(email.as_bytes())?;
+                    }
+                }
+                for account in &user.accounts {
+                    let key = account_key(&account.provider, &account.subject);
+                    if accounts.get(&key)?.as_deref() == Some(user_id.as_bytes()) {
+                        accounts.remove(key)?;
+                    }
+                }
+                Ok(true)
+            });
+        let deleted = result.map_err(tx_error)?;
+        if deleted {
+            self.durable().await?;
+        }
+        Ok(deleted)
+    }
 
     /// Inserts a new user and claims its email and linked accounts in one transaction.
     async fn create_user(&self, user: &UserRecord) -> Result<(), StorageError> {
@@ -603,6 +663,121 @@ impl Store for SledStore {
         self.pending_oauth_states.load(Ordering::Acquire)
     }
 
+    // ----- mailed tokens -----
+
+    async fn put_email_token(
+        &self,
+        hash: &TokenHash,
+        token: &EmailTokenRecord,
+    ) -> Result<(), StorageError> {
+        self.email_tokens.insert(hash, encode(token))?;
+        self.durable().await
+    }
+
+    async fn take_email_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<EmailTokenRecord>, StorageError> {
+        match self.email_tokens.remove(hash)? {
+            Some(bytes) => {
+                self.durable().await?;
+                Ok(Some(decode(&bytes)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn sweep_email_tokens(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let removed = self
+            .blocking(move |s| s.sweep_email_tokens_blocking(now))
+            .await?;
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    // ----- the mail outbox -----
+
+    async fn enqueue_mail(
+        &self,
+        mail: &OutboxMailRecord,
+        max_queued: usize,
+    ) -> Result<bool, StorageError> {
+        let reserved = self
+            .queued_mails
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max_queued).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            return Ok(false);
+        }
+        match self.outbox.insert(mail.id.as_bytes(), encode(mail)) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                self.queued_mails.fetch_sub(1, Ordering::AcqRel);
+            }
+            Err(e) => {
+                self.queued_mails.fetch_sub(1, Ordering::AcqRel);
+                return Err(e.into());
+            }
+        }
+        self.durable().await?;
+        Ok(true)
+    }
+
+    async fn due_mails(
+        &self,
+        now: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<OutboxMailRecord>, StorageError> {
+        self.blocking(move |s| {
+            let mut due = Vec::new();
+            for entry in s.outbox.iter() {
+                let mail: OutboxMailRecord = decode(&entry?.1)?;
+                if mail.next_attempt_at <= now {
+                    due.push(mail);
+                    if due.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn reschedule_mail(&self, mail: &OutboxMailRecord) -> Result<(), StorageError> {
+        let key = mail.id.as_bytes();
+        let new = encode(mail);
+        // Only while it is still queued: compare-and-swap against what is there.
+        loop {
+            let Some(current) = self.outbox.get(key)? else {
+                return Ok(());
+            };
+            match self
+                .outbox
+                .compare_and_swap(key, Some(current), Some(new.clone()))?
+            {
+                Ok(()) => break,
+                Err(_) => continue,
+            }
+        }
+        self.durable().await
+    }
+
+    async fn remove_mail(&self, id: &str) -> Result<(), StorageError> {
+        if self.outbox.remove(id.as_bytes())?.is_some() {
+            self.queued_mails.fetch_sub(1, Ordering::AcqRel);
+            self.durable().await?;
+        }
+        Ok(())
+    }
+
+    async fn queued_mail_count(&self) -> Result<u64, StorageError> {
+        Ok(self.queued_mails.load(Ordering::Acquire) as u64)
+    }
+
     // ----- signing keys -----
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError> {
@@ -665,6 +840,16 @@ impl Store for SledStore {
             for entry in s.audit.iter() {
                 snapshot.audit.push(decode(&entry?.1)?);
             }
+            for entry in s.email_tokens.iter() {
+                let (hash, value) = entry?;
+                let hash: TokenHash = hash.as_ref().try_into().map_err(|_| {
+                    StorageError::Corrupt("a mailed token key is not 32 bytes".into())
+                })?;
+                snapshot.email_tokens.push((hash, decode(&value)?));
+            }
+            for entry in s.outbox.iter() {
+                snapshot.outbox.push(decode(&entry?.1)?);
+            }
             Ok(snapshot)
         })
         .await
@@ -709,6 +894,14 @@ impl Store for SledStore {
             for event in &snapshot.audit {
                 let id = s.db.generate_id()?;
                 s.audit.insert(id.to_be_bytes(), encode(event))?;
+            }
+            for (hash, token) in &snapshot.email_tokens {
+                s.email_tokens.insert(hash, encode(token))?;
+            }
+            for mail in &snapshot.outbox {
+                if s.outbox.insert(mail.id.as_bytes(), encode(mail))?.is_none() {
+                    s.queued_mails.fetch_add(1, Ordering::AcqRel);
+                }
             }
             s.db.flush()?;
             Ok(())

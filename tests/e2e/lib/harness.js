@@ -241,6 +241,67 @@ export class Harness {
     return { issuer, ...client, provider };
   }
 
+  /**
+   * A real SMTP server: aiosmtpd (Python) on 127.0.0.1:`port`, keeping every
+   * mail it accepts in a Maildir that `mails()` reads back and parses. Point
+   * the server at it with `TACHIGO__EMAIL__SMTP_URL: smtp.url`. Installs
+   * aiosmtpd with pip when Python cannot import it.
+   */
+  async startSmtp({ port } = {}) {
+    const importable = () => spawnSync('python3', ['-c', 'import aiosmtpd'], { timeout: 30_000 }).status === 0;
+    if (!importable()) {
+      spawnSync('python3', ['-m', 'pip', 'install', '--quiet', 'aiosmtpd==1.4.6'], { stdio: 'inherit', timeout: 180_000 });
+      if (!importable()) throw new Error('the SMTP server needs aiosmtpd: python3 -m pip install aiosmtpd');
+    }
+    const smtpPort = port ?? await freePort();
+    const maildir = path.join(this.tmp, 'maildir');
+    const child = spawn('python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${smtpPort}`,
+      '-c', 'aiosmtpd.handlers.Mailbox', maildir], { stdio: 'ignore' });
+    this.children.push(child);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`aiosmtpd exited (${child.exitCode}) at start`);
+      const open = await new Promise((resolve) => {
+        const socket = net.connect(smtpPort, '127.0.0.1', () => { socket.end(); resolve(true); });
+        socket.on('error', () => resolve(false));
+      });
+      if (open) break;
+      if (Date.now() > deadline) throw new Error('aiosmtpd did not listen within 20 s');
+      await sleep(50);
+    }
+    const mails = () => ['new', 'cur'].flatMap((sub) => {
+      const dir = path.join(maildir, sub);
+      if (!fs.existsSync(dir)) return [];
+      // Python's Maildir names start `<seconds>.M<microseconds>P…`, the
+      // microseconds not zero-padded: order by both as numbers.
+      const when = (file) => {
+        const m = /^(\d+)\.M(\d+)P/.exec(file);
+        return m ? Number(m[1]) * 1e6 + Number(m[2]) : 0;
+      };
+      return fs.readdirSync(dir)
+        .sort((a, b) => when(a) - when(b) || a.localeCompare(b))
+        .map((file) => parseMail(fs.readFileSync(path.join(dir, file), 'utf8')));
+    });
+    const mailsTo = (to) => mails().filter((m) => m.to.toLowerCase() === to.toLowerCase());
+    return {
+      port: smtpPort,
+      // tls=none: allowed for loopback SMTP servers only.
+      url: `smtp://127.0.0.1:${smtpPort}?tls=none`,
+      mails,
+      mailsTo,
+      /** Waits for the `n`th mail (1-based) to `to` and returns it. */
+      async waitForMail(to, n = 1, ms = 15_000) {
+        const end = Date.now() + ms;
+        for (;;) {
+          const got = mailsTo(to);
+          if (got.length >= n) return got[n - 1];
+          if (Date.now() > end) throw new Error(`${n} mail(s) to ${to} within ${ms} ms; got ${got.length}`);
+          await sleep(50);
+        }
+      },
+    };
+  }
+
   /** Debian's Chromium, headless, with the flags above. */
   async launchBrowser() {
     this.browser = await withTimeout(chromium.launch({
@@ -314,4 +375,61 @@ export class Harness {
     await Promise.all(steps);
     fs.rmSync(this.tmp, { recursive: true, force: true });
   }
+}
+
+// ----- mail, as the SMTP server stored it -----
+
+function splitHeadBody(text) {
+  const gap = /\r?\n\r?\n/.exec(text);
+  const head = gap ? text.slice(0, gap.index) : text;
+  const body = gap ? text.slice(gap.index + gap[0].length) : '';
+  const headers = {};
+  for (const line of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { headers, body };
+}
+
+function decodeTransfer(body, encoding = '7bit') {
+  switch (encoding.toLowerCase()) {
+    case 'base64':
+      return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+    case 'quoted-printable':
+      return Buffer.from(
+        body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, hex) => String.fromCharCode(parseInt(hex, 16))),
+        'latin1',
+      ).toString('utf8');
+    default:
+      return body;
+  }
+}
+
+function collectBodies(text, out) {
+  const { headers, body } = splitHeadBody(text);
+  const type = (headers['content-type'] ?? 'text/plain').toLowerCase();
+  const boundary = /boundary="?([^";]+)"?/i.exec(headers['content-type'] ?? '')?.[1];
+  if (type.startsWith('multipart/') && boundary) {
+    for (const part of body.split(`--${boundary}`).slice(1)) {
+      if (part.startsWith('--')) break;
+      collectBodies(part.replace(/^\r?\n/, ''), out);
+    }
+  } else if (type.startsWith('text/html')) {
+    out.html += decodeTransfer(body, headers['content-transfer-encoding']);
+  } else {
+    out.text += decodeTransfer(body, headers['content-transfer-encoding']);
+  }
+  return headers;
+}
+
+/**
+ * One stored mail: `{to, subject, text, html, link}`, where `link` is the
+ * first http(s) URL of the plain-text body (the verification or reset link).
+ */
+export function parseMail(raw) {
+  const out = { text: '', html: '' };
+  const headers = collectBodies(raw, out);
+  const to = headers.to ?? '';
+  const link = /https?:\/\/\S+/.exec(out.text)?.[0] ?? null;
+  return { to: (/<([^>]+)>/.exec(to)?.[1] ?? to).trim(), subject: headers.subject ?? '', ...out, link };
 }
