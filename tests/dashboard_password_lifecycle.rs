@@ -975,3 +975,47 @@ async fn the_new_routes_follow_the_browser_rules() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailed_tokens_of_a_deleted_user_are_refused_and_change_nothing() {
+    let smtp = SmtpServer::start().await;
+    let server = start(&smtp, |c| {
+        c.email.per_address_interval = ConfigDuration::from_millis(1);
+    })
+    .await;
+    let user_id = create_dashboard_user(&server, "gone@example.com").await;
+    server
+        .engine()
+        .send_verification_email(&user_id, &|t| format!("http://localhost:3000/v?token={t}"))
+        .await
+        .unwrap();
+    let verify = smtp.wait_for_mail("gone@example.com", MAIL_WAIT).await;
+    let r = post(
+        &server,
+        "forgot-password",
+        json!({"email": "gone@example.com"}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let reset = smtp.wait_for_mails("gone@example.com", 2, MAIL_WAIT).await;
+    server.engine().delete_user(&user_id).await.unwrap();
+
+    let r = post(&server, "verify-email", json!({"token": verify.token()})).await;
+    expect_error(r, 400, "invalid_token").await;
+    let r = post(
+        &server,
+        "reset-password",
+        json!({"token": reset.token(), "password": NEW_PASSWORD}),
+    )
+    .await;
+    expect_error(r, 400, "invalid_token").await;
+    assert_eq!(server.engine().user_count().await.unwrap(), 0);
+    assert_eq!(
+        server
+            .engine()
+            .user_id_by_email("gone@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+}

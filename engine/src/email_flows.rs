@@ -31,6 +31,14 @@ fn token_hash(token: &str) -> Option<tachigo_storage::TokenHash> {
     well_formed.then(|| opaque_token::hash_secret(token.as_bytes()))
 }
 
+/// A token whose user was deleted since it was mailed is simply invalid.
+fn user_gone_is_invalid_token(e: EngineError) -> EngineError {
+    match e {
+        EngineError::UserNotFound => EngineError::InvalidToken,
+        other => other,
+    }
+}
+
 impl Engine {
     /// Mails a verification link for the user's (unverified) address.
     pub async fn send_verification_email(
@@ -81,7 +89,8 @@ impl Engine {
                     email: record.email.clone(),
                 },
             )
-            .await?;
+            .await
+            .map_err(user_gone_is_invalid_token)?;
         self.shared
             .audit("email_verified", Some(&user.id), None, "")
             .await;
@@ -146,7 +155,8 @@ impl Engine {
                     password_hash,
                 },
             )
-            .await?;
+            .await
+            .map_err(user_gone_is_invalid_token)?;
         let ended = self.revoke_sessions(&user.id, RevokeScope::All).await?;
         self.shared
             .audit(
