@@ -23,6 +23,29 @@ pub type MailLink<'a> = &'a (dyn Fn(&str) -> String + Sync);
 const MAX_NAME_CHARS: usize = 256;
 const MAX_IMAGE_BYTES: usize = 2048;
 
+/// The bounds of a profile: a name of at most 256 characters (trimmed), a
+/// picture that is an http(s) URL of at most 2048 bytes. Sign-up checks them
+/// before the user exists, so a refused profile leaves nothing behind.
+pub fn check_profile(name: Option<&str>, image: Option<&str>) -> Result<(), EngineError> {
+    if name.is_some_and(|n| n.trim().chars().count() > MAX_NAME_CHARS) {
+        return Err(EngineError::InvalidProfile {
+            field: "name",
+            reason: "the name is longer than 256 characters",
+        });
+    }
+    if let Some(image) = image {
+        let ok = image.len() <= MAX_IMAGE_BYTES
+            && url::Url::parse(image).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+        if !ok {
+            return Err(EngineError::InvalidProfile {
+                field: "image",
+                reason: "the image must be an http(s) URL of at most 2048 bytes",
+            });
+        }
+    }
+    Ok(())
+}
+
 fn token_hash(token: &str) -> Option<tachigo_storage::TokenHash> {
     let well_formed = token.len() == 43
         && token
@@ -210,24 +233,10 @@ impl Engine {
         image: Option<Option<String>>,
     ) -> Result<User, EngineError> {
         let name = name.map(|n| n.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()));
-        if name
-            .iter()
-            .flatten()
-            .any(|n| n.chars().count() > MAX_NAME_CHARS)
-        {
-            return Err(EngineError::InvalidProfile(
-                "the name is longer than 256 characters",
-            ));
-        }
-        for image in image.iter().flatten() {
-            let ok = image.len() <= MAX_IMAGE_BYTES
-                && url::Url::parse(image).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
-            if !ok {
-                return Err(EngineError::InvalidProfile(
-                    "the image must be an http(s) URL of at most 2048 bytes",
-                ));
-            }
-        }
+        check_profile(
+            name.as_ref().and_then(Option::as_deref),
+            image.as_ref().and_then(Option::as_deref),
+        )?;
         self.update(user_id, UserChange::SetProfile { name, image })
             .await
     }

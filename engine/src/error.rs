@@ -50,8 +50,12 @@ pub enum EngineError {
     EmailAlreadyVerified,
     #[error("the user has no email address")]
     NoEmail,
-    #[error("{0}")]
-    InvalidProfile(&'static str),
+    /// A profile field out of bounds: which one, and why.
+    #[error("{reason}")]
+    InvalidProfile {
+        field: &'static str,
+        reason: &'static str,
+    },
     /// Storage could not answer (unreachable, timed out, failing, or a record
     /// it could not read). The request fails with 503; nothing is assumed.
     #[error("storage failure: {0}")]

@@ -24,7 +24,7 @@ mod store_config;
 mod user_actor;
 pub mod user_import;
 
-pub use email_flows::MailLink;
+pub use email_flows::{check_profile, MailLink};
 pub use engine::{normalize_email, valid_role, Engine, EngineOptions, NewUser, ProviderIdentity};
 pub use error::EngineError;
 pub use messages::{CreatedSession, NewSession, RevokeScope, Rotated, SessionInfo, SessionRead};

@@ -30,10 +30,6 @@ use super::wire::{SignUpBody, TokenAndUser, UserJson};
 use super::{browser_origin, password_rules, verification, web_session, OAuth};
 use crate::common::{ApiError, RequestContext};
 
-/// Longest name and image URL kept (the engine's profile bounds).
-const MAX_NAME_CHARS: usize = 256;
-const MAX_IMAGE_BYTES: usize = 2048;
-
 pub async fn handle(
     oauth: Arc<OAuth>,
     context: RequestContext,
@@ -45,23 +41,14 @@ pub async fn handle(
         .map_err(ApiError::reject)
 }
 
-/// The profile checks the engine applies on update, made before the user
-/// exists so that a refused image leaves nothing behind.
+/// The engine's profile bounds, checked before the user exists so that a
+/// refused image leaves nothing behind.
 fn check_profile(body: &SignUpBody) -> Result<(), ApiError> {
-    if body.name.trim().chars().count() > MAX_NAME_CHARS {
-        return Err(validation_error("name", "longer than 256 characters"));
-    }
-    if let Some(image) = body.image.as_deref().filter(|i| !i.is_empty()) {
-        let ok = image.len() <= MAX_IMAGE_BYTES
-            && url::Url::parse(image).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
-        if !ok {
-            return Err(validation_error(
-                "image",
-                "must be an http(s) URL of at most 2048 bytes",
-            ));
-        }
-    }
-    Ok(())
+    let image = body.image.as_deref().filter(|i| !i.is_empty());
+    tachigo_engine::check_profile(Some(&body.name), image).map_err(|e| match e {
+        EngineError::InvalidProfile { field, reason } => validation_error(field, reason),
+        other => other.into(),
+    })
 }
 
 async fn sign_up(

@@ -97,7 +97,7 @@ async fn update(
         .update_profile(caller.user_id(), change.name, change.image)
         .await
         .map_err(|e| match e {
-            EngineError::InvalidProfile(why) => validation_error("", why),
+            EngineError::InvalidProfile { reason, .. } => validation_error("", reason),
             other => other.into(),
         })?;
     let mut response = warp::reply::json(&StatusJson { status: true }).into_response();
