@@ -11,7 +11,7 @@ use tachigo_engine::config::{deployment, Config, DurabilityMode};
 use tachigo_engine::Engine;
 use tachigo_frontends::common::connection::ConnectionLimits;
 use tachigo_frontends::common::dispatcher::{Dispatcher, Mount};
-use tachigo_frontends::{admin, dashboard, extension, oauth, system, AppState};
+use tachigo_frontends::{admin, dashboard, extension, oauth, oauth2, system, AppState};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -86,6 +86,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let dedicated = &config.listen;
     let mut main_mounts = vec![system(), admin::mount(&state)];
+    main_mounts.extend(oauth2::mounts(&state));
     let mut addrs = BoundAddrs {
         main: config.server.listen,
         dashboard: None,

@@ -354,6 +354,100 @@ async fn bad_configuration_is_refused_naming_the_key() {
     );
 }
 
+/// A malformed OAuth 2.1 client stops the start, naming the client and the
+/// problem; a service client's secret must come from a private file.
+#[tokio::test]
+async fn malformed_oauth2_clients_are_refused_naming_the_client() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("clients.toml");
+    let client = |kind: &str, extra: &str| {
+        format!("[[clients]]\nid = \"desk-app\"\nname = \"Desk\"\nkind = \"{kind}\"\n{extra}")
+    };
+    for (toml, needle) in [
+        (
+            client("native", "redirect_uris = [\"http://localhost/cb\"]\n"),
+            "desk-app",
+        ),
+        (
+            client("native", "redirect_uris = [\"myapp:/cb\"]\n"),
+            "reverse domain",
+        ),
+        (
+            client("native", "redirect_uris = [\"https://app.example/cb#x\"]\n"),
+            "fragment",
+        ),
+        (client("native", ""), "at least one redirect URI"),
+        (
+            client(
+                "native",
+                "redirect_uris = [\"http://127.0.0.1/cb\"]\nscopes = [\"admin\"]\n",
+            ),
+            "unknown scope",
+        ),
+        (
+            client(
+                "browser_extension",
+                "redirect_uris = [\"https://evil.example/\"]\n",
+            ),
+            "chromiumapp.org",
+        ),
+        (client("service", ""), "secret_file"),
+        (client("robot", ""), "kind"),
+        (
+            format!(
+                "{}{}",
+                client("native", "redirect_uris = [\"http://127.0.0.1/cb\"]\n"),
+                client("native", "redirect_uris = [\"http://127.0.0.1/cb\"]\n")
+            ),
+            "registered twice",
+        ),
+    ] {
+        std::fs::write(&config, &toml).unwrap();
+        let out = run_cli(
+            &data,
+            &["check", "--config", config.to_str().unwrap()],
+            "",
+            &[],
+        );
+        refuses(&out, needle);
+    }
+
+    let secret = dir.path().join("svc.secret");
+    std::fs::write(&secret, "s".repeat(40)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let service = client(
+        "service",
+        &format!("secret_file = \"{}\"\n", secret.display()),
+    );
+    std::fs::write(&config, &service).unwrap();
+    let out = run_cli(
+        &data,
+        &["check", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    refuses(&out, "readable by everyone");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&secret, "short").unwrap();
+    let out = run_cli(
+        &data,
+        &["check", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    refuses(&out, "at least 32 bytes");
+    std::fs::write(&secret, "s".repeat(40)).unwrap();
+    let out = run_cli(
+        &data,
+        &["check", "--config", config.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_refuse_clearly_while_a_server_holds_the_data_directory() {
     let dir = tempfile::TempDir::new().unwrap();

@@ -78,7 +78,7 @@ const SHRINK_FAILURES: usize = 8;
 /// Each request's answer must arrive within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most series of `tachigo_http_requests_total` allowed at the end. Every label
-/// comes from a fixed set (5 contracts + `none`; 33 route templates + `unmatched`;
+/// comes from a fixed set (6 mounts + `none`; 42 route templates + `unmatched`;
 /// 8 method labels; ~20 status labels), and what a fuzzer can reach of that
 /// product saturates at roughly 450-550 (one route sees its own method with a
 /// handful of statuses, and 405 for the 7 others); 3,000 cases reach ~380.
@@ -91,11 +91,12 @@ const SERIES_BOUND: usize = 600;
 /// tables, so a route added to a contract is fuzzed without a change here.
 static ROUTES: std::sync::LazyLock<Vec<(&'static str, &'static str)>> =
     std::sync::LazyLock::new(|| {
-        use tachigo_frontends::{admin, dashboard, extension, oauth, system};
+        use tachigo_frontends::{admin, dashboard, extension, oauth, oauth2, system};
         let tables = [
             dashboard::route_table(),
             extension::route_table(),
             oauth::route_table(),
+            oauth2::route_table(),
             admin::route_table(),
             system::route_table(),
         ];

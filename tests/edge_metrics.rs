@@ -22,6 +22,7 @@ async fn every_route_table_row_is_served_and_labelled_by_its_template() {
         tachigo_frontends::dashboard::route_table(),
         tachigo_frontends::extension::route_table(),
         tachigo_frontends::oauth::route_table(),
+        tachigo_frontends::oauth2::route_table(),
         tachigo_frontends::admin::route_table(),
         tachigo_frontends::system::route_table(),
     ];

@@ -4,11 +4,13 @@
 //! preceded by the baseline scenario in the same process, so its throughput can
 //! be reported as a ratio to the baseline) and prints the report. Adding a
 //! scenario means one file in `scenarios/`, one `ScenarioName` variant and one
-//! match arm in `run_scenario`.
+//! match arm in `run_scenario`. `refresh-pair` is the one mode that runs two
+//! scenarios (`refresh_pair.rs`).
 
 mod driver;
 mod http;
 mod oauth_flow;
+mod refresh_pair;
 mod report;
 mod scenarios;
 mod server_process;
@@ -29,6 +31,7 @@ use crate::scenarios::forgot_password::ForgotPassword;
 use crate::scenarios::get_session::GetSession;
 use crate::scenarios::oauth_callback::OAuthCallback;
 use crate::scenarios::readyz::Readyz;
+use crate::scenarios::token_refresh::TokenRefresh;
 
 #[derive(Parser)]
 #[command(version, about = "Load tests for tachigo-auth")]
@@ -42,6 +45,9 @@ struct Cli {
     /// scenario's throughput as a ratio to the baseline's.
     #[arg(long)]
     with_baseline: bool,
+    /// `refresh-pair` only: run the pair this many times, swapping the order each round.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Print one JSON object per report (one line each) instead of a table.
     #[arg(long)]
     json: bool,
@@ -73,6 +79,10 @@ enum ScenarioName {
     Readyz,
     /// `POST /api/v1/auth/forgot-password`, registered and unknown addresses alternating: per-class latency (release server).
     ForgotPassword,
+    /// OAuth 2.1 `POST /oauth2/token` refresh rotations, native client (release server, durable).
+    TokenRefresh,
+    /// `dashboard-refresh` and `token-refresh` side by side, identical settings, each with its own baseline.
+    RefreshPair,
 }
 
 /// Settings shared by every scenario; passed to `Scenario::setup` and the driver.
@@ -120,6 +130,8 @@ async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<R
         ScenarioName::OauthCallback => driver::run::<OAuthCallback>(options).await,
         ScenarioName::Readyz => driver::run::<Readyz>(options).await,
         ScenarioName::ForgotPassword => driver::run::<ForgotPassword>(options).await,
+        ScenarioName::TokenRefresh => driver::run::<TokenRefresh>(options).await,
+        ScenarioName::RefreshPair => unreachable!("refresh-pair runs through refresh_pair::run"),
         ScenarioName::Dashboard => driver::run::<Dashboard<Mixed>>(options).await,
         ScenarioName::DashboardRefresh => driver::run::<Dashboard<RefreshOnly>>(options).await,
         ScenarioName::DashboardMe => driver::run::<Dashboard<MeOnly>>(options).await,
@@ -148,7 +160,19 @@ async fn main() -> anyhow::Result<()> {
             )
             .exit();
     }
+    if cli.rounds != 1 && cli.scenario != ScenarioName::RefreshPair {
+        Cli::command()
+            .error(
+                ErrorKind::ArgumentConflict,
+                "--rounds applies to refresh-pair only",
+            )
+            .exit();
+    }
     store_choice::prepare(cli.options.store).await?;
+    if cli.scenario == ScenarioName::RefreshPair {
+        // Always with baselines: one before each scenario run.
+        return refresh_pair::run(&cli.options, cli.rounds, cli.json).await;
+    }
     let baseline = if cli.with_baseline {
         let report = driver::run::<Baseline>(&cli.options).await?;
         print(&report, cli.json)?;

@@ -1,7 +1,9 @@
 //! The real `tachigo-auth` binary, spawned on 127.0.0.1 with an OS-chosen port
 //! and a temporary data directory, for HTTP scenarios that do not get `--url`.
-//! Configuration is passed as `TACHIGO__SECTION__KEY` environment variables,
-//! exactly as an operator would.
+//! Configuration is passed as `TACHIGO__SECTION__KEY` environment variables
+//! and, where a scenario needs what the environment cannot say well (such as
+//! `[[clients]]`), a TOML file given with `--config`, exactly as an operator
+//! would.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +26,16 @@ pub fn default_server_bin() -> PathBuf {
 impl ServerProcess {
     /// Starts the server and waits until `/readyz` answers 200.
     pub async fn spawn(bin: &Path, env: &[(&str, &str)]) -> anyhow::Result<ServerProcess> {
+        Self::spawn_with_config(bin, None, env).await
+    }
+
+    /// [`spawn`](Self::spawn), with `config` (TOML) written to the data
+    /// directory and passed as `--config`; `env` still wins over it.
+    pub async fn spawn_with_config(
+        bin: &Path,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ServerProcess> {
         if !bin.exists() {
             bail!(
                 "{} not found: build it first with `cargo build --release` (or pass --server-bin)",
@@ -37,7 +49,14 @@ impl ServerProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data_dir.path().join("data"))
             .arg("--addr-file")
-            .arg(&addr_file)
+            .arg(&addr_file);
+        if let Some(config) = config {
+            let config_file = data_dir.path().join("config.toml");
+            std::fs::write(&config_file, config)
+                .with_context(|| format!("writing {}", config_file.display()))?;
+            command.arg("--config").arg(config_file);
+        }
+        command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

@@ -44,6 +44,10 @@ pub struct EngineOptions {
     pub password_queue: usize,
     /// `[email]`: templates, links, limits and the delivery route.
     pub mail: crate::mail::MailOptions,
+    /// Authorization codes and device grants stored at once, in total.
+    pub max_pending_oauth2_grants: usize,
+    /// The OAuth 2.1 server's clients (session lists name them).
+    pub clients: crate::clients::ClientRegistry,
 }
 
 impl EngineOptions {
@@ -62,6 +66,10 @@ impl EngineOptions {
             password_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             password_queue: config.limits.password_queue,
             mail: crate::mail::MailOptions::from_config(config),
+            max_pending_oauth2_grants: config.limits.max_pending_oauth2_grants,
+            // The loader refuses bad clients; a configuration built in code
+            // with one gets none (and the server's start refuses it).
+            clients: crate::clients::ClientRegistry::from_config(config).unwrap_or_default(),
         }
     }
 }
@@ -69,7 +77,7 @@ impl EngineOptions {
 /// What the actors share.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
-    owners: OwnerCache,
+    pub(crate) owners: OwnerCache,
     pub(crate) options: EngineOptions,
     pub(crate) router: Router,
     clock: Arc<dyn Clock>,
@@ -622,6 +630,7 @@ impl Engine {
         let created = self
             .call(user_id, |reply| UserMsg::CreateSession {
                 new: new.clone(),
+                app_idle_ttl_ms: None,
                 reply,
             })
             .await??;
@@ -632,7 +641,7 @@ impl Engine {
     }
 
     /// The user an opaque token's session belongs to, without a scan.
-    async fn owner_of(&self, session_id: &str) -> Result<Option<String>, EngineError> {
+    pub(crate) async fn owner_of(&self, session_id: &str) -> Result<Option<String>, EngineError> {
         if let Some(owner) = self.shared.owners.get(session_id) {
             return Ok(Some(owner));
         }
@@ -654,6 +663,7 @@ impl Engine {
         self.call(&user_id, |reply| UserMsg::Rotate {
             session_id: parsed.session_id.clone(),
             presented: parsed.hash,
+            holder: RefreshHolder::Dashboard,
             reply,
         })
         .await?
@@ -667,12 +677,19 @@ impl Engine {
         let Some(user_id) = self.owner_of(&parsed.session_id).await? else {
             return Ok(false);
         };
-        self.call(&user_id, |reply| UserMsg::Logout {
-            session_id: parsed.session_id.clone(),
-            presented: parsed.hash,
-            reply,
-        })
-        .await?
+        let ended = self
+            .call(&user_id, |reply| UserMsg::Logout {
+                session_id: parsed.session_id.clone(),
+                presented: parsed.hash,
+                holder: RefreshHolder::Dashboard,
+                reply,
+            })
+            .await?;
+        match ended {
+            // Another surface's token: not one of the dashboard's, nothing ends.
+            Err(EngineError::InvalidToken) => Ok(false),
+            other => other,
+        }
     }
 
     /// Reads a web session by its cookie token (sliding its expiry when due).
@@ -783,6 +800,28 @@ impl Engine {
         )
     }
 
+    /// As [`Engine::mint_session_access_token`], with a lifetime of its own
+    /// (an OAuth 2.1 client's `access_ttl`).
+    pub fn mint_session_access_token_with_ttl(
+        &self,
+        subject: &str,
+        session: &Session,
+        audience: &str,
+        roles: &[String],
+        extra: serde_json::Map<String, serde_json::Value>,
+        ttl_ms: i64,
+    ) -> (String, AccessClaims) {
+        self.mint_for(
+            subject,
+            Some(&session.id),
+            audience,
+            roles,
+            extra,
+            session.expires_at / 1000,
+            ttl_ms,
+        )
+    }
+
     fn mint(
         &self,
         subject: &str,
@@ -792,13 +831,36 @@ impl Engine {
         extra: serde_json::Map<String, serde_json::Value>,
         not_after_s: i64,
     ) -> (String, AccessClaims) {
+        let ttl_ms = self.shared.options.access_ttl_ms;
+        self.mint_for(
+            subject,
+            session_id,
+            audience,
+            roles,
+            extra,
+            not_after_s,
+            ttl_ms,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mint_for(
+        &self,
+        subject: &str,
+        session_id: Option<&str>,
+        audience: &str,
+        roles: &[String],
+        extra: serde_json::Map<String, serde_json::Value>,
+        not_after_s: i64,
+        ttl_ms: i64,
+    ) -> (String, AccessClaims) {
         let now_s = self.now() / 1000;
         let claims = AccessClaims {
             iss: self.shared.options.issuer.clone(),
             sub: subject.to_string(),
             aud: audience.to_string(),
             iat: now_s,
-            exp: (now_s + self.shared.options.access_ttl_ms / 1000).min(not_after_s),
+            exp: (now_s + ttl_ms / 1000).min(not_after_s),
             jti: opaque_token::new_id(),
             sid: session_id.map(str::to_string),
             roles: roles.to_vec(),
@@ -991,6 +1053,9 @@ async fn maintenance(
             }
             if let Err(e) = s.store.sweep_expired_sessions(now).await {
                 tracing::warn!(error = %e, "sweeping expired sessions failed");
+            }
+            if let Err(e) = s.store.sweep_oauth2_grants(now).await {
+                tracing::warn!(error = %e, "sweeping OAuth 2.1 grants failed");
             }
             match s.store.sweep_email_tokens(now).await {
                 Ok(n) if n > 0 => tracing::debug!(removed = n, "swept expired mailed tokens"),

@@ -3,6 +3,8 @@
 //! three client contracts share. Frontends talk only to [`Engine`].
 
 pub mod access_token;
+pub mod app_session;
+pub mod clients;
 pub mod clock;
 pub mod config;
 mod email_flows;
@@ -12,6 +14,7 @@ pub mod keyring;
 pub mod mail;
 pub mod messages;
 pub mod model;
+pub mod oauth2_grants;
 pub mod oauth_providers;
 pub mod opaque_token;
 mod owner_cache;
@@ -27,7 +30,9 @@ pub mod user_import;
 pub use email_flows::{check_profile, MailLink};
 pub use engine::{normalize_email, valid_role, Engine, EngineOptions, NewUser, ProviderIdentity};
 pub use error::EngineError;
-pub use messages::{CreatedSession, NewSession, RevokeScope, Rotated, SessionInfo, SessionRead};
+pub use messages::{
+    AppClient, CreatedSession, NewSession, RevokeScope, Rotated, SessionInfo, SessionRead,
+};
 pub use model::{
     AuditEntry, LinkedAccount, PendingAuthorization, RefreshFamily, Revocation, Session, Surface,
     UnixMillis, User,

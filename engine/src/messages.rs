@@ -58,6 +58,32 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub context: Option<String>,
+    /// For a session of an OAuth 2.1 client: which one.
+    pub client: Option<AppClient>,
+}
+
+/// The OAuth 2.1 client a session belongs to, as session lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppClient {
+    pub id: String,
+    /// The registered name; the id when the client is no longer registered.
+    pub name: String,
+}
+
+/// Whose refresh token a presentation claims to be. A token of another
+/// surface or client is answered as unknown and changes nothing, so a
+/// dashboard token is no good at `/oauth2/token` and one client's token is no
+/// good to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshHolder {
+    Dashboard,
+    /// A client of the OAuth 2.1 server, with the refresh idle lifetime it keeps.
+    App {
+        client_id: String,
+        idle_ttl_ms: i64,
+    },
+    /// Any OAuth 2.1 client's (introspection by a service, which never rotates).
+    AnyApp,
 }
 
 /// Which sessions a revocation ends.
@@ -98,14 +124,26 @@ pub(crate) enum UserMsg {
     /// The user's record (the engine converts it to [`User`] for replies;
     /// the password check reads its hash).
     GetUser(RpcReplyPort<tachigo_storage::UserRecord>),
+    /// `app_idle_ttl_ms`: set for an OAuth 2.1 client's session (surface
+    /// `App`), whose refresh family keeps the client's idle lifetime.
     CreateSession {
         new: NewSession,
+        app_idle_ttl_ms: Option<i64>,
         reply: Reply<CreatedSession>,
     },
     Rotate {
         session_id: String,
         presented: TokenHash,
+        holder: RefreshHolder,
         reply: Reply<Rotated>,
+    },
+    /// The session of a refresh token that is its family's current one,
+    /// without rotating: for introspection.
+    InspectRefresh {
+        session_id: String,
+        presented: TokenHash,
+        holder: RefreshHolder,
+        reply: Reply<Option<Session>>,
     },
     /// `token`: the cookie's hash for web sessions; `None` when a signed access
     /// token already proved the caller and only liveness is asked.
@@ -119,11 +157,14 @@ pub(crate) enum UserMsg {
         scope: RevokeScope,
         reply: Reply<Vec<String>>,
     },
-    /// Ends the dashboard session a refresh token belongs to; `Ok(false)` when the
-    /// token is not one of that family's (nothing changes).
+    /// Ends the session a refresh token belongs to; `Ok(false)` when the
+    /// token is not one of that family's (nothing changes), and
+    /// [`EngineError::InvalidToken`] when it is, but of another holder
+    /// (nothing changes either).
     Logout {
         session_id: String,
         presented: TokenHash,
+        holder: RefreshHolder,
         reply: Reply<bool>,
     },
     LinkAccount {

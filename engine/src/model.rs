@@ -41,6 +41,9 @@ pub enum Surface {
     Dashboard,
     Extension,
     Web,
+    /// A client of the OAuth 2.1 server; the session's context is
+    /// `<client id> <scope…>` ([`crate::app_session`]).
+    App,
 }
 
 impl Surface {
@@ -49,6 +52,7 @@ impl Surface {
             Surface::Dashboard => "dashboard",
             Surface::Extension => "extension",
             Surface::Web => "web",
+            Surface::App => "app",
         }
     }
 }
@@ -160,6 +164,7 @@ impl From<storage::Surface> for Surface {
             storage::Surface::Dashboard => Surface::Dashboard,
             storage::Surface::Extension => Surface::Extension,
             storage::Surface::Web => Surface::Web,
+            storage::Surface::App => Surface::App,
         }
     }
 }
@@ -170,6 +175,7 @@ impl From<Surface> for storage::Surface {
             Surface::Dashboard => storage::Surface::Dashboard,
             Surface::Extension => storage::Surface::Extension,
             Surface::Web => storage::Surface::Web,
+            Surface::App => storage::Surface::App,
         }
     }
 }

@@ -48,7 +48,7 @@ impl LiveSession {
         }
     }
 
-    fn info(&self) -> SessionInfo {
+    fn info(&self, clients: &crate::clients::ClientRegistry) -> SessionInfo {
         let expires_at = self
             .family
             .as_ref()
@@ -62,6 +62,15 @@ impl LiveSession {
             user_agent: self.record.user_agent.clone(),
             ip: self.record.ip.clone(),
             context: self.record.context.clone(),
+            client: (self.record.surface == Surface::App)
+                .then(|| crate::app_session::client_of(self.record.context.as_deref()))
+                .flatten()
+                .map(|id| AppClient {
+                    id: id.to_string(),
+                    name: clients
+                        .get(id)
+                        .map_or_else(|| id.to_string(), |c| c.name.clone()),
+                }),
         }
     }
 
@@ -114,7 +123,7 @@ impl Actor for UserActor {
             .map_err(EngineError::from)?
         {
             let family = match record.surface {
-                Surface::Dashboard => {
+                Surface::Dashboard | Surface::App => {
                     match store.family(&record.id).await.map_err(EngineError::from)? {
                         Some(f) => Some(f),
                         None => continue,
@@ -159,15 +168,28 @@ impl Actor for UserActor {
             UserMsg::GetUser(reply) => {
                 let _ = reply.send(ops.state.user.clone());
             }
-            UserMsg::CreateSession { new, reply } => {
-                let _ = reply.send(ops.create_session(new).await);
+            UserMsg::CreateSession {
+                new,
+                app_idle_ttl_ms,
+                reply,
+            } => {
+                let _ = reply.send(ops.create_session(new, app_idle_ttl_ms).await);
             }
             UserMsg::Rotate {
                 session_id,
                 presented,
+                holder,
                 reply,
             } => {
-                let _ = reply.send(ops.rotate(&session_id, &presented).await);
+                let _ = reply.send(ops.rotate(&session_id, &presented, &holder).await);
+            }
+            UserMsg::InspectRefresh {
+                session_id,
+                presented,
+                holder,
+                reply,
+            } => {
+                let _ = reply.send(ops.inspect_refresh(&session_id, &presented, &holder).await);
             }
             UserMsg::ReadSession {
                 session_id,
@@ -185,9 +207,10 @@ impl Actor for UserActor {
             UserMsg::Logout {
                 session_id,
                 presented,
+                holder,
                 reply,
             } => {
-                let _ = reply.send(ops.logout(&session_id, &presented).await);
+                let _ = reply.send(ops.logout(&session_id, &presented, &holder).await);
             }
             UserMsg::LinkAccount { account, reply } => {
                 let _ = reply.send(ops.link_account(account).await);
@@ -256,7 +279,11 @@ struct Ops<'a> {
 }
 
 impl Ops<'_> {
-    async fn create_session(mut self, new: NewSession) -> Result<CreatedSession, EngineError> {
+    async fn create_session(
+        mut self,
+        new: NewSession,
+        app_idle_ttl_ms: Option<i64>,
+    ) -> Result<CreatedSession, EngineError> {
         let s = self.shared;
         let now = s.now();
         let surface: Surface = new.surface.into();
@@ -270,16 +297,20 @@ impl Ops<'_> {
         let absolute = now + o.session_absolute_ttl_ms;
         let (ttl, token) = match surface {
             Surface::Dashboard => (o.refresh_idle_ttl_ms, Some(opaque_token::mint(&id))),
+            Surface::App => (
+                app_idle_ttl_ms.unwrap_or(o.refresh_idle_ttl_ms),
+                Some(opaque_token::mint(&id)),
+            ),
             Surface::Web => (o.web_session_ttl_ms, Some(opaque_token::mint(&id))),
             Surface::Extension => (o.access_ttl_ms, None),
         };
         let family = match (&surface, &token) {
-            (Surface::Dashboard, Some(t)) => Some(refresh_family::start(
+            (Surface::Dashboard | Surface::App, Some(t)) => Some(refresh_family::start(
                 &id,
                 &self.state.user.id,
                 t.hash,
                 now,
-                o.refresh_idle_ttl_ms,
+                ttl,
                 o.session_absolute_ttl_ms,
             )),
             _ => None,
@@ -356,6 +387,7 @@ impl Ops<'_> {
         mut self,
         session_id: &str,
         presented: &TokenHash,
+        holder: &RefreshHolder,
     ) -> Result<Rotated, EngineError> {
         let s = self.shared;
         for _ in 0..3 {
@@ -363,6 +395,9 @@ impl Ops<'_> {
             let Some(live) = self.state.session_mut(session_id) else {
                 return Err(answer_for_absent_family(s, session_id, presented, now).await?);
             };
+            if !held_by(&live.record, holder) {
+                return Err(EngineError::InvalidRefreshToken);
+            }
             let Some(family) = live.family.clone() else {
                 return Err(EngineError::InvalidRefreshToken);
             };
@@ -413,7 +448,14 @@ impl Ops<'_> {
                     return Err(EngineError::InvalidRefreshToken)
                 }
             };
-            if let Some(rotated) = self.mint_successor(session_id, family, now, grace).await? {
+            let idle_ttl_ms = match holder {
+                RefreshHolder::App { idle_ttl_ms, .. } => *idle_ttl_ms,
+                RefreshHolder::Dashboard | RefreshHolder::AnyApp => s.options.refresh_idle_ttl_ms,
+            };
+            if let Some(rotated) = self
+                .mint_successor(session_id, family, now, grace, idle_ttl_ms)
+                .await?
+            {
                 return Ok(rotated);
             }
         }
@@ -428,17 +470,13 @@ impl Ops<'_> {
         family: FamilyRecord,
         now: UnixMillis,
         grace: bool,
+        idle_ttl_ms: i64,
     ) -> Result<Option<Rotated>, EngineError> {
         let s = self.shared;
         let successor = opaque_token::mint(session_id);
         let retired = family.current;
         let mut next = family.clone();
-        refresh_family::rotate(
-            &mut next,
-            successor.hash,
-            now,
-            s.options.refresh_idle_ttl_ms,
-        );
+        refresh_family::rotate(&mut next, successor.hash, now, idle_ttl_ms);
         let outcome = s.store.rotate_family(&family, &next, &retired).await?;
         if outcome == RotationOutcome::Conflict {
             metrics::counter!("tachigo_refresh_rotation_conflicts_total").increment(1);
@@ -516,8 +554,12 @@ impl Ops<'_> {
     fn list_sessions(self) -> Vec<SessionInfo> {
         let now = self.shared.now();
         self.state.sessions.retain(|s| !s.is_expired(now));
-        let mut sessions: Vec<SessionInfo> =
-            self.state.sessions.iter().map(LiveSession::info).collect();
+        let mut sessions: Vec<SessionInfo> = self
+            .state
+            .sessions
+            .iter()
+            .map(|l| l.info(&self.shared.options.clients))
+            .collect();
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         sessions
     }
@@ -564,21 +606,53 @@ impl Ops<'_> {
         Ok(())
     }
 
+    /// The session of a refresh token that is its family's current one,
+    /// without changing anything (a predecessor within grace is not active:
+    /// it only answers a replay).
+    async fn inspect_refresh(
+        self,
+        session_id: &str,
+        presented: &TokenHash,
+        holder: &RefreshHolder,
+    ) -> Result<Option<Session>, EngineError> {
+        let s = self.shared;
+        let now = s.now();
+        let Some(live) = self.state.session_mut(session_id) else {
+            return Ok(None);
+        };
+        let Some(family) = live
+            .family
+            .clone()
+            .filter(|_| held_by(&live.record, holder))
+        else {
+            return Ok(None);
+        };
+        if live.is_expired(now) {
+            return Ok(None);
+        }
+        let verdict = presentation(s, &family, presented, now).await?;
+        Ok(matches!(verdict, Presentation::Current).then(|| live.current()))
+    }
+
     async fn logout(
         mut self,
         session_id: &str,
         presented: &TokenHash,
+        holder: &RefreshHolder,
     ) -> Result<bool, EngineError> {
         let s = self.shared;
         let now = s.now();
-        let Some(family) = self
+        let Some((family, held)) = self
             .state
             .session_mut(session_id)
-            .and_then(|l| l.family.clone())
+            .and_then(|l| Some((l.family.clone()?, held_by(&l.record, holder))))
         else {
             return Ok(false);
         };
         let verdict = presentation(s, &family, presented, now).await?;
+        if !held && !matches!(verdict, Presentation::Unknown) {
+            return Err(EngineError::InvalidToken);
+        }
         let why = match verdict {
             Presentation::Unknown | Presentation::Revoked(_) => return Ok(false),
             Presentation::Reuse => FamilyRevocation::Reuse,
@@ -731,6 +805,19 @@ impl Ops<'_> {
         self.shared.store.put_user(&updated).await?;
         self.state.user = updated;
         Ok(User::from(&self.state.user))
+    }
+}
+
+/// Whether a session's refresh tokens belong to `holder`: the dashboard's to
+/// dashboard sessions, a client's to the app sessions of that client.
+fn held_by(record: &SessionRecord, holder: &RefreshHolder) -> bool {
+    match holder {
+        RefreshHolder::Dashboard => record.surface == Surface::Dashboard,
+        RefreshHolder::App { client_id, .. } => {
+            record.surface == Surface::App
+                && crate::app_session::client_of(record.context.as_deref()) == Some(client_id)
+        }
+        RefreshHolder::AnyApp => record.surface == Surface::App,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The three HTTP contracts of tachigo-auth as warp filter trees, each in its own
-//! module, plus the system endpoints and the HTTP pieces they share.
+//! module, the OAuth 2.1 authorization server for every other client
+//! (`oauth2`), plus the system endpoints and the HTTP pieces they share.
 //!
 //! A frontend never touches storage: it parses the request, asks the
 //! [`Engine`](tachigo_engine::Engine), and renders the reply in its contract's shape.
@@ -9,6 +10,7 @@ pub mod common;
 pub mod dashboard;
 pub mod extension;
 pub mod oauth;
+pub mod oauth2;
 pub mod system;
 
 mod app_state;

@@ -1,6 +1,6 @@
 //! Durable storage for tachigo-auth behind one seam, the [`Store`] trait:
-//! users, linked accounts, sessions, refresh families, OAuth states, signing
-//! keys and the audit log.
+//! users, linked accounts, sessions, refresh families, OAuth states, OAuth 2.1
+//! grants, signing keys and the audit log.
 //!
 //! Two backends implement it: embedded sled ([`sled_store`], the default, one
 //! node) and shared PostgreSQL ([`postgres`], several nodes). [`open`] picks one

@@ -42,6 +42,8 @@ pub enum Surface {
     Dashboard,
     Extension,
     Web,
+    /// A client of the OAuth 2.1 server (`/oauth2/*`); its context names the client.
+    App,
 }
 
 impl Surface {
@@ -50,6 +52,7 @@ impl Surface {
             Surface::Dashboard => "dashboard",
             Surface::Extension => "extension",
             Surface::Web => "web",
+            Surface::App => "app",
         }
     }
 }
@@ -192,4 +195,65 @@ pub struct OutboxMailRecord {
     pub attempts: u32,
     pub next_attempt_at: UnixMillis,
     pub last_error: Option<String>,
+}
+
+/// What an OAuth 2.1 grant waiting to be redeemed is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OAuth2GrantKind {
+    /// An authorization code (60 s), issued to a signed-in user.
+    AuthorizationCode,
+    /// A device authorization (RFC 8628): the user approves it on another screen.
+    Device,
+}
+
+/// Where an OAuth 2.1 grant stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OAuth2GrantStatus {
+    /// Issued (a code) or waiting for the user's decision (a device grant).
+    Pending,
+    /// The user approved a device grant; the client's next poll gets tokens.
+    Approved,
+    /// The user denied a device grant.
+    Denied,
+    /// Redeemed once: the session that redemption made, once it exists.
+    Redeemed { session_id: Option<String> },
+    /// Redeemed a second time before the first redemption recorded its
+    /// session: that redemption must end the session it makes.
+    Replayed,
+}
+
+/// An authorization code or a device grant of the OAuth 2.1 server, keyed by
+/// the SHA-256 of the code (or device code), kept until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuth2GrantRecord {
+    pub kind: OAuth2GrantKind,
+    pub client_id: String,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+    /// The exact redirect URI the code was issued for (codes only).
+    pub redirect_uri: Option<String>,
+    /// The PKCE S256 challenge (codes only).
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    /// The user: set when a code is issued, or when a device grant is approved.
+    pub user_id: Option<String>,
+    /// When the user last proved who they are (for `auth_time`).
+    pub auth_time: Option<UnixMillis>,
+    pub status: OAuth2GrantStatus,
+    /// Device grants: the polling interval the client must keep, in seconds.
+    pub interval_secs: u32,
+    /// Device grants: when the client last polled.
+    pub last_polled_at: Option<UnixMillis>,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// What storing a new grant found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantPut {
+    Stored,
+    /// `max_pending` grants are stored already: nothing was written.
+    Full,
+    /// Another live grant holds this user code: nothing was written.
+    UserCodeTaken,
 }

@@ -165,6 +165,53 @@ pub trait Store: Send + Sync + 'static {
     /// (O(1)); on a shared database it is corrected at every sweep.
     fn oauth_state_count(&self) -> usize;
 
+    // ----- OAuth 2.1 grants (authorization codes, device grants) -----
+
+    /// Stores a new grant under `key` (the SHA-256 of its code), and for a
+    /// device grant the index `user_code` (the SHA-256 of its normalized user
+    /// code) → `key`, all or nothing. Nothing is written when `max_pending`
+    /// grants are stored already ([`GrantPut::Full`]) or when a stored grant
+    /// holds the same user code ([`GrantPut::UserCodeTaken`]). A grant holds
+    /// its user code until it expires: one whose `expires_at` is at or before
+    /// the new grant's `created_at` (the caller's clock) gives the code up and
+    /// is deleted with it.
+    async fn put_oauth2_grant(
+        &self,
+        key: &TokenHash,
+        grant: &OAuth2GrantRecord,
+        user_code: Option<&TokenHash>,
+        max_pending: usize,
+    ) -> Result<GrantPut, StorageError>;
+
+    async fn oauth2_grant(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<OAuth2GrantRecord>, StorageError>;
+
+    /// The grant a user code names: its key and record.
+    async fn oauth2_grant_by_user_code(
+        &self,
+        user_code: &TokenHash,
+    ) -> Result<Option<(TokenHash, OAuth2GrantRecord)>, StorageError>;
+
+    /// Replaces the grant at `key` with `next` only while it is exactly
+    /// `expected`: of two racing changes of one grant, one commits (`Ok(true)`),
+    /// the other finds the grant changed (or gone) and writes nothing (`Ok(false)`).
+    async fn replace_oauth2_grant(
+        &self,
+        key: &TokenHash,
+        expected: &OAuth2GrantRecord,
+        next: &OAuth2GrantRecord,
+    ) -> Result<bool, StorageError>;
+
+    /// Deletes grants past their expiry (and unreadable ones) with their user
+    /// codes; returns how many went.
+    async fn sweep_oauth2_grants(&self, now: UnixMillis) -> Result<usize, StorageError>;
+
+    /// Stored grants, from a count kept in memory (O(1)); on a shared database
+    /// it is corrected at every sweep.
+    fn oauth2_grant_count(&self) -> usize;
+
     // ----- mailed tokens -----
 
     /// Stores a token for a mail (verification, password reset).
@@ -228,7 +275,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Everything durable, for `store copy`: users, sessions, families,
     /// retired tokens, signing keys, the audit log (oldest first), mailed
-    /// tokens and the mail outbox.
+    /// tokens and the mail outbox. Pending OAuth states and OAuth 2.1 grants
+    /// (codes and device grants, which live ten minutes at most) are not
+    /// carried: flows in progress during a copy start again.
     async fn export(&self) -> Result<Snapshot, StorageError>;
 
     /// Writes a whole [`Snapshot`] into an empty store, in one transaction;

@@ -104,6 +104,13 @@ conformance!(
     removing_sessions_keeps_family_tombstones_and_their_owner,
     sweeping_sessions_removes_what_expired_and_keeps_what_lives,
     oauth_states_are_bounded_counted_and_taken_once,
+    oauth2_grants_round_trip_by_key_and_user_code,
+    oauth2_grants_past_the_bound_write_nothing,
+    a_taken_user_code_writes_nothing,
+    replacing_a_grant_is_a_compare_and_swap,
+    concurrent_replaces_of_one_grant_commit_exactly_once,
+    sweeping_grants_removes_expired_ones_and_their_user_codes,
+    unreadable_grants_are_swept_with_their_user_codes,
     signing_keys_and_the_audit_log,
     mailed_tokens_are_taken_once_and_swept,
     the_outbox_is_bounded_ordered_and_rescheduled,
@@ -967,6 +974,568 @@ async fn oauth_states_are_bounded_counted_and_taken_once(backend: Backend) {
     assert_eq!(store.oauth_state_count(), 0);
     assert_eq!(store.sweep_oauth_states(i64::MAX).await.unwrap(), 0);
     assert_eq!(store.oauth_state_count(), 0);
+}
+
+// ----- OAuth 2.1 grants -----
+
+fn code_grant(client_id: &str, expires_at: UnixMillis) -> OAuth2GrantRecord {
+    OAuth2GrantRecord {
+        kind: OAuth2GrantKind::AuthorizationCode,
+        client_id: client_id.into(),
+        scope: "openid profile".into(),
+        redirect_uri: Some("https://app.example/callback".into()),
+        code_challenge: Some("c".repeat(43)),
+        nonce: Some("n".into()),
+        user_id: Some("u1".into()),
+        auth_time: Some(T0 - 5_000),
+        status: OAuth2GrantStatus::Pending,
+        interval_secs: 0,
+        last_polled_at: None,
+        created_at: T0,
+        expires_at,
+    }
+}
+
+fn device_grant(
+    client_id: &str,
+    created_at: UnixMillis,
+    expires_at: UnixMillis,
+) -> OAuth2GrantRecord {
+    OAuth2GrantRecord {
+        kind: OAuth2GrantKind::Device,
+        client_id: client_id.into(),
+        scope: "openid".into(),
+        redirect_uri: None,
+        code_challenge: None,
+        nonce: None,
+        user_id: None,
+        auth_time: None,
+        status: OAuth2GrantStatus::Pending,
+        interval_secs: 5,
+        last_polled_at: None,
+        created_at,
+        expires_at,
+    }
+}
+
+/// A user-code hash, distinct from every grant key `hash(n)` used here.
+fn user_code(n: u64) -> TokenHash {
+    let mut h = [0xCD; 32];
+    h[..8].copy_from_slice(&n.to_be_bytes());
+    h
+}
+
+/// Stores `grant` under `hash(key)`, with `user_code(code)` when given.
+async fn put_grant(
+    store: &dyn Store,
+    key: u64,
+    grant: &OAuth2GrantRecord,
+    code: Option<u64>,
+    max_pending: usize,
+) -> GrantPut {
+    store
+        .put_oauth2_grant(&hash(key), grant, code.map(user_code).as_ref(), max_pending)
+        .await
+        .unwrap()
+}
+
+async fn grant_at(store: &dyn Store, key: u64) -> Option<OAuth2GrantRecord> {
+    store.oauth2_grant(&hash(key)).await.unwrap()
+}
+
+async fn grant_by_code(store: &dyn Store, code: u64) -> Option<(TokenHash, OAuth2GrantRecord)> {
+    store
+        .oauth2_grant_by_user_code(&user_code(code))
+        .await
+        .unwrap()
+}
+
+async fn oauth2_grants_round_trip_by_key_and_user_code(backend: Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.oauth2_grant_count(), 0);
+    let code = code_grant("app", T0 + 60_000);
+    let device = device_grant("tv", T0, T0 + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 1, &code, None, 10).await,
+        GrantPut::Stored
+    );
+    assert_eq!(
+        put_grant(store.as_ref(), 2, &device, Some(2), 10).await,
+        GrantPut::Stored
+    );
+    assert_eq!(store.oauth2_grant_count(), 2);
+    assert_eq!(grant_at(store.as_ref(), 1).await, Some(code.clone()));
+    assert_eq!(grant_at(store.as_ref(), 2).await, Some(device.clone()));
+    assert_eq!(grant_at(store.as_ref(), 3).await, None);
+    assert_eq!(
+        grant_by_code(store.as_ref(), 2).await,
+        Some((hash(2), device.clone()))
+    );
+    assert_eq!(grant_by_code(store.as_ref(), 1).await, None);
+    // A grant key is not a user code.
+    assert_eq!(
+        store.oauth2_grant_by_user_code(&hash(2)).await.unwrap(),
+        None
+    );
+
+    // Every status is stored and read back, through the key and the user code.
+    let mut current = device.clone();
+    for status in [
+        OAuth2GrantStatus::Approved,
+        OAuth2GrantStatus::Denied,
+        OAuth2GrantStatus::Redeemed { session_id: None },
+        OAuth2GrantStatus::Redeemed {
+            session_id: Some("s1".into()),
+        },
+        OAuth2GrantStatus::Replayed,
+        OAuth2GrantStatus::Pending,
+    ] {
+        let next = OAuth2GrantRecord {
+            status,
+            user_id: Some("u1".into()),
+            auth_time: Some(T0 + 1),
+            last_polled_at: Some(current.last_polled_at.unwrap_or(T0) + 5_000),
+            ..current.clone()
+        };
+        assert!(store
+            .replace_oauth2_grant(&hash(2), &current, &next)
+            .await
+            .unwrap());
+        assert_eq!(grant_at(store.as_ref(), 2).await, Some(next.clone()));
+        assert_eq!(
+            grant_by_code(store.as_ref(), 2).await,
+            Some((hash(2), next.clone()))
+        );
+        current = next;
+    }
+    assert_eq!(store.oauth2_grant_count(), 2);
+
+    // Grants live minutes: a copy does not carry them.
+    assert_eq!(store.export().await.unwrap(), Snapshot::default());
+
+    // They survive a reopen, and the count is right after it.
+    let store = backend.reopen(store).await;
+    assert_eq!(store.oauth2_grant_count(), 2);
+    assert_eq!(grant_at(store.as_ref(), 1).await, Some(code));
+    assert_eq!(
+        grant_by_code(store.as_ref(), 2).await,
+        Some((hash(2), current))
+    );
+}
+
+async fn oauth2_grants_past_the_bound_write_nothing(backend: Backend) {
+    let store = backend.open().await;
+    let device = device_grant("tv", T0, T0 + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 1, &code_grant("app", T0 + 60_000), None, 2).await,
+        GrantPut::Stored
+    );
+    assert_eq!(
+        put_grant(store.as_ref(), 2, &device, Some(2), 2).await,
+        GrantPut::Stored
+    );
+    // At the bound: refused, nothing written, whether with a user code or not.
+    assert_eq!(
+        put_grant(store.as_ref(), 3, &device, Some(3), 2).await,
+        GrantPut::Full
+    );
+    assert_eq!(
+        put_grant(store.as_ref(), 4, &code_grant("app", T0 + 60_000), None, 2).await,
+        GrantPut::Full
+    );
+    // The bound comes first: a taken user code past it is Full too.
+    assert_eq!(
+        put_grant(store.as_ref(), 5, &device, Some(2), 2).await,
+        GrantPut::Full
+    );
+    assert_eq!(store.oauth2_grant_count(), 2);
+    for key in [3, 4, 5] {
+        assert_eq!(grant_at(store.as_ref(), key).await, None, "grant {key}");
+    }
+    assert_eq!(grant_by_code(store.as_ref(), 3).await, None);
+    assert_eq!(
+        grant_by_code(store.as_ref(), 2).await,
+        Some((hash(2), device.clone()))
+    );
+
+    // A higher bound lets the same grant in.
+    assert_eq!(
+        put_grant(store.as_ref(), 3, &device, Some(3), 3).await,
+        GrantPut::Stored
+    );
+    assert_eq!(store.oauth2_grant_count(), 3);
+    assert_eq!(
+        grant_by_code(store.as_ref(), 3).await,
+        Some((hash(3), device))
+    );
+
+    // Concurrent puts never pass the bound.
+    let puts: Vec<_> = (0..10u64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let grant = device_grant("burst", T0, T0 + 600_000);
+                put_grant(store.as_ref(), 100 + n, &grant, Some(100 + n), 6).await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for put in puts {
+        match put.await.unwrap() {
+            GrantPut::Stored => stored += 1,
+            GrantPut::Full => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(stored, 3);
+    assert_eq!(store.oauth2_grant_count(), 6);
+}
+
+async fn a_taken_user_code_writes_nothing(backend: Backend) {
+    let store = backend.open().await;
+    let a = device_grant("tv", T0, T0 + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 1, &a, Some(7), 10).await,
+        GrantPut::Stored
+    );
+    // Another grant with the same user code, up to the last millisecond of
+    // the holder's life: refused, nothing written.
+    for (key, created_at) in [(2, T0 + 1_000), (3, a.expires_at - 1)] {
+        let b = device_grant("other", created_at, created_at + 600_000);
+        assert_eq!(
+            put_grant(store.as_ref(), key, &b, Some(7), 10).await,
+            GrantPut::UserCodeTaken
+        );
+        assert_eq!(grant_at(store.as_ref(), key).await, None);
+    }
+    assert_eq!(store.oauth2_grant_count(), 1);
+    assert_eq!(
+        grant_by_code(store.as_ref(), 7).await,
+        Some((hash(1), a.clone()))
+    );
+    assert_eq!(grant_at(store.as_ref(), 1).await, Some(a.clone()));
+
+    // Of many grants claiming one free user code at once, exactly one gets it.
+    let claims: Vec<_> = (0..10u64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let grant = device_grant(&format!("c{n}"), T0, T0 + 600_000);
+                let put = put_grant(store.as_ref(), 100 + n, &grant, Some(8), 100).await;
+                (n, put, grant)
+            })
+        })
+        .collect();
+    let mut winner = None;
+    for claim in claims {
+        let (n, put, grant) = claim.await.unwrap();
+        match put {
+            GrantPut::Stored => {
+                assert!(winner.is_none(), "two grants took one user code");
+                winner = Some((hash(100 + n), grant));
+            }
+            GrantPut::UserCodeTaken => {
+                assert_eq!(grant_at(store.as_ref(), 100 + n).await, None);
+            }
+            GrantPut::Full => panic!("the bound was not reached"),
+        }
+    }
+    assert!(winner.is_some(), "nobody took the user code");
+    assert_eq!(grant_by_code(store.as_ref(), 8).await, winner);
+    assert_eq!(store.oauth2_grant_count(), 2);
+
+    // Once the holder expired (at the new grant's creation), the user code is
+    // free again: the expired holder goes with it.
+    let c = device_grant("tv2", a.expires_at, a.expires_at + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 4, &c, Some(7), 10).await,
+        GrantPut::Stored
+    );
+    assert_eq!(
+        grant_by_code(store.as_ref(), 7).await,
+        Some((hash(4), c.clone()))
+    );
+    assert_eq!(grant_at(store.as_ref(), 1).await, None);
+    assert_eq!(store.oauth2_grant_count(), 2);
+    assert_eq!(store.sweep_oauth2_grants(T0).await.unwrap(), 0);
+    assert_eq!(store.oauth2_grant_count(), 2);
+}
+
+async fn replacing_a_grant_is_a_compare_and_swap(backend: Backend) {
+    let store = backend.open().await;
+    let pending = device_grant("tv", T0, T0 + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 1, &pending, Some(1), 10).await,
+        GrantPut::Stored
+    );
+    let approved = OAuth2GrantRecord {
+        status: OAuth2GrantStatus::Approved,
+        user_id: Some("u1".into()),
+        auth_time: Some(T0 + 10),
+        ..pending.clone()
+    };
+    let denied = OAuth2GrantRecord {
+        status: OAuth2GrantStatus::Denied,
+        ..pending.clone()
+    };
+    // Two changes from the same expected state: the first commits, the second
+    // finds the grant changed and writes nothing.
+    assert!(store
+        .replace_oauth2_grant(&hash(1), &pending, &approved)
+        .await
+        .unwrap());
+    assert!(!store
+        .replace_oauth2_grant(&hash(1), &pending, &denied)
+        .await
+        .unwrap());
+    assert_eq!(grant_at(store.as_ref(), 1).await, Some(approved.clone()));
+    assert_eq!(
+        grant_by_code(store.as_ref(), 1).await,
+        Some((hash(1), approved.clone()))
+    );
+
+    // An expected state differing in one field only is not the stored one.
+    let polled = OAuth2GrantRecord {
+        last_polled_at: Some(T0 + 5_000),
+        ..approved.clone()
+    };
+    let redeemed = OAuth2GrantRecord {
+        status: OAuth2GrantStatus::Redeemed { session_id: None },
+        ..approved.clone()
+    };
+    assert!(!store
+        .replace_oauth2_grant(&hash(1), &polled, &redeemed)
+        .await
+        .unwrap());
+    assert_eq!(grant_at(store.as_ref(), 1).await, Some(approved.clone()));
+    // From the stored state it commits.
+    assert!(store
+        .replace_oauth2_grant(&hash(1), &approved, &redeemed)
+        .await
+        .unwrap());
+    assert_eq!(grant_at(store.as_ref(), 1).await, Some(redeemed.clone()));
+
+    // A grant that is not stored cannot be replaced, and none appears.
+    assert!(!store
+        .replace_oauth2_grant(&hash(2), &pending, &approved)
+        .await
+        .unwrap());
+    assert_eq!(grant_at(store.as_ref(), 2).await, None);
+    assert_eq!(store.oauth2_grant_count(), 1);
+
+    // A swept grant is not stored either.
+    assert_eq!(store.sweep_oauth2_grants(T0 + 600_000).await.unwrap(), 1);
+    let replayed = OAuth2GrantRecord {
+        status: OAuth2GrantStatus::Replayed,
+        ..redeemed.clone()
+    };
+    assert!(!store
+        .replace_oauth2_grant(&hash(1), &redeemed, &replayed)
+        .await
+        .unwrap());
+    assert_eq!(grant_at(store.as_ref(), 1).await, None);
+    assert_eq!(store.oauth2_grant_count(), 0);
+}
+
+async fn concurrent_replaces_of_one_grant_commit_exactly_once(backend: Backend) {
+    const ROUNDS: i64 = 3;
+    const RACERS: i64 = 20;
+    let store = backend.open().await;
+    let mut current = device_grant("tv", T0, T0 + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 1, &current, Some(1), 10).await,
+        GrantPut::Stored
+    );
+    for round in 0..ROUNDS {
+        // Twenty changes of the grant from the same stored state, all at once.
+        let racers: Vec<_> = (0..RACERS)
+            .map(|n| {
+                let store = store.clone();
+                let expected = current.clone();
+                let next = OAuth2GrantRecord {
+                    last_polled_at: Some(T0 + 1_000 * round + n),
+                    ..expected.clone()
+                };
+                tokio::spawn(async move {
+                    let swapped = store
+                        .replace_oauth2_grant(&hash(1), &expected, &next)
+                        .await
+                        .unwrap();
+                    (swapped, next)
+                })
+            })
+            .collect();
+        let mut winner = None;
+        for racer in racers {
+            let (swapped, next) = racer.await.unwrap();
+            if swapped {
+                assert!(winner.is_none(), "round {round}: two replaces committed");
+                winner = Some(next);
+            }
+        }
+        let winner = winner.unwrap_or_else(|| panic!("round {round}: no replace committed"));
+        assert_eq!(grant_at(store.as_ref(), 1).await, Some(winner.clone()));
+        assert_eq!(
+            grant_by_code(store.as_ref(), 1).await,
+            Some((hash(1), winner.clone()))
+        );
+        current = winner;
+    }
+    assert_eq!(store.oauth2_grant_count(), 1);
+}
+
+async fn sweeping_grants_removes_expired_ones_and_their_user_codes(backend: Backend) {
+    let now = T0 + 1_000;
+    let store = backend.open().await;
+    // Expired (at `now` exactly), with a user code.
+    assert_eq!(
+        put_grant(store.as_ref(), 1, &device_grant("tv", T0, now), Some(1), 10).await,
+        GrantPut::Stored
+    );
+    // Live, with a user code.
+    let live_device = device_grant("tv", T0, now + 1);
+    assert_eq!(
+        put_grant(store.as_ref(), 2, &live_device, Some(2), 10).await,
+        GrantPut::Stored
+    );
+    // Expired and live codes.
+    assert_eq!(
+        put_grant(store.as_ref(), 3, &code_grant("app", now - 1), None, 10).await,
+        GrantPut::Stored
+    );
+    let live_code = code_grant("app", now + 60_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 4, &live_code, None, 10).await,
+        GrantPut::Stored
+    );
+    assert_eq!(store.oauth2_grant_count(), 4);
+
+    assert_eq!(store.sweep_oauth2_grants(now).await.unwrap(), 2);
+    assert_eq!(store.oauth2_grant_count(), 2);
+    assert_eq!(grant_at(store.as_ref(), 1).await, None);
+    assert_eq!(grant_at(store.as_ref(), 3).await, None);
+    assert_eq!(grant_by_code(store.as_ref(), 1).await, None);
+    assert_eq!(grant_at(store.as_ref(), 2).await, Some(live_device.clone()));
+    assert_eq!(grant_at(store.as_ref(), 4).await, Some(live_code.clone()));
+    assert_eq!(
+        grant_by_code(store.as_ref(), 2).await,
+        Some((hash(2), live_device.clone()))
+    );
+    assert_eq!(store.sweep_oauth2_grants(now).await.unwrap(), 0);
+    assert_eq!(store.oauth2_grant_count(), 2);
+
+    // The swept grant's user code can be given out again (even by a clock
+    // that has not passed the old grant's expiry).
+    let again = device_grant("tv3", T0, now + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 5, &again, Some(1), 10).await,
+        GrantPut::Stored
+    );
+    assert_eq!(
+        grant_by_code(store.as_ref(), 1).await,
+        Some((hash(5), again.clone()))
+    );
+    assert_eq!(store.oauth2_grant_count(), 3);
+
+    // What lives survives a reopen, and the count is right after it.
+    let store = backend.reopen(store).await;
+    assert_eq!(store.oauth2_grant_count(), 3);
+    assert_eq!(
+        grant_by_code(store.as_ref(), 1).await,
+        Some((hash(5), again))
+    );
+    assert_eq!(store.sweep_oauth2_grants(i64::MAX).await.unwrap(), 3);
+    assert_eq!(store.oauth2_grant_count(), 0);
+    for code in [1, 2] {
+        assert_eq!(grant_by_code(store.as_ref(), code).await, None);
+    }
+    for key in [2, 4, 5] {
+        assert_eq!(grant_at(store.as_ref(), key).await, None);
+    }
+}
+
+/// Stores a grant this build cannot read under `hash(key)`, far from expiry,
+/// with `user_code(code)`, behind the store's back; returns the store (reopened on sled).
+async fn write_unreadable_grant(
+    backend: &Backend,
+    store: Arc<dyn Store>,
+    key: u64,
+    code: u64,
+) -> Arc<dyn Store> {
+    // A schema version no build writes.
+    let unreadable = vec![0xFF_u8, 1, 2, 3];
+    match backend {
+        Backend::Sled(dir) => {
+            let watch = store.release_watch();
+            drop(store);
+            assert!(watch.wait(Duration::from_secs(10)).await);
+            let db = ::sled::open(dir.path().join("db")).expect("opening the sled files");
+            db.open_tree("oauth2_grants")
+                .unwrap()
+                .insert(hash(key), unreadable)
+                .unwrap();
+            db.open_tree("oauth2_user_codes")
+                .unwrap()
+                .insert(user_code(code), &hash(key))
+                .unwrap();
+            db.flush().unwrap();
+            drop(db);
+            backend.open().await
+        }
+        Backend::Postgres(url) => {
+            admin_client(url)
+                .await
+                .execute(
+                    "INSERT INTO oauth2_grants (key, expires_at, user_code, record)
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &&hash(key)[..],
+                        &i64::MAX,
+                        &&user_code(code)[..],
+                        &unreadable,
+                    ],
+                )
+                .await
+                .unwrap();
+            store
+        }
+    }
+}
+
+async fn unreadable_grants_are_swept_with_their_user_codes(backend: Backend) {
+    let store = backend.open().await;
+    let live = device_grant("tv", T0, T0 + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 1, &live, Some(1), 10).await,
+        GrantPut::Stored
+    );
+    let store = write_unreadable_grant(&backend, store, 2, 2).await;
+    // Reading it is an error, never an absence.
+    assert!(matches!(
+        store.oauth2_grant(&hash(2)).await,
+        Err(StorageError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.oauth2_grant_by_user_code(&user_code(2)).await,
+        Err(StorageError::Corrupt(_))
+    ));
+    // It can never be redeemed: the sweep removes it, with its user code,
+    // however far its expiry, and the count is what is stored.
+    assert_eq!(store.sweep_oauth2_grants(T0).await.unwrap(), 1);
+    assert_eq!(store.oauth2_grant_count(), 1);
+    assert_eq!(store.oauth2_grant(&hash(2)).await.unwrap(), None);
+    assert_eq!(grant_by_code(store.as_ref(), 2).await, None);
+    assert_eq!(
+        grant_by_code(store.as_ref(), 1).await,
+        Some((hash(1), live))
+    );
+    // Its user code is free again.
+    let next = device_grant("tv2", T0, T0 + 600_000);
+    assert_eq!(
+        put_grant(store.as_ref(), 3, &next, Some(2), 10).await,
+        GrantPut::Stored
+    );
+    assert_eq!(store.oauth2_grant_count(), 2);
 }
 
 // ----- signing keys and audit -----

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod metrics;
+pub mod oauth2;
 pub mod oidc_provider;
 pub mod process;
 pub mod smtp;

@@ -35,7 +35,7 @@ use crate::server_process::{default_server_bin, ServerProcess};
 use crate::{http, Options};
 
 /// The dashboard's origin as the spawned server is told to trust it.
-const BENCH_ORIGIN: &str = "http://localhost:3000";
+pub(crate) const BENCH_ORIGIN: &str = "http://localhost:3000";
 const PASSWORD: &str = "bench password 0123456789";
 const REFRESH_COOKIE: &str = "tachigo_refresh";
 /// Registrations and logins in flight at once during setup (each costs an argon2id hash).

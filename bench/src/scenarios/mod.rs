@@ -8,3 +8,4 @@ pub mod forgot_password;
 pub mod get_session;
 pub mod oauth_callback;
 pub mod readyz;
+pub mod token_refresh;

@@ -41,6 +41,9 @@ pub fn check(config: &Config) -> Verdict {
             ));
         }
     }
+    if let Err(problem) = crate::clients::ClientRegistry::from_config(config) {
+        verdict.errors.push(problem);
+    }
     let (Ok(public), Ok(frontend)) = (
         url::Url::parse(&config.server.public_url),
         url::Url::parse(&config.oauth.frontend_url),

@@ -125,6 +125,23 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
         .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
 }
 
+/// A client secret others on the machine can read is not a secret.
+fn check_not_world_readable(key: &str, path: &Path) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+        if meta.permissions().mode() & 0o004 != 0 {
+            return Err(invalid(
+                key,
+                format!("{} is readable by everyone; chmod o-r it", path.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
     let pg = &mut config.storage.postgres;
     if let Some(path) = &pg.url_file {
@@ -143,6 +160,13 @@ fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
     }
     if let Some(path) = &config.email.smtp_password_file {
         config.email.smtp_password = Some(read_secret_file("email.smtp_password_file", path)?);
+    }
+    for client in config.clients.iter_mut() {
+        if let Some(path) = &client.secret_file {
+            let key = format!("clients.{}.secret_file", client.id);
+            check_not_world_readable(&key, path)?;
+            client.secret = Some(read_secret_file(&key, path)?);
+        }
     }
     for (name, provider) in config.oauth.providers.iter_mut() {
         if let Some(path) = &provider.client_secret_file {
@@ -334,6 +358,17 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     validate_limits(&config.limits)?;
     validate_storage(&config.storage)?;
+    crate::clients::ClientRegistry::from_config(config)
+        .map_err(|problem| invalid("clients", problem))?;
+    if !config.oauth2.sign_in_url.is_empty() {
+        check_url("oauth2.sign_in_url", &config.oauth2.sign_in_url)?;
+    }
+    check_positive("oauth2.code_ttl", config.oauth2.code_ttl)?;
+    check_positive("oauth2.device_code_ttl", config.oauth2.device_code_ttl)?;
+    check_positive(
+        "oauth2.device_poll_interval",
+        config.oauth2.device_poll_interval,
+    )?;
     validate_email(&config.email)?;
     for (i, id) in config.extension.client_ids.iter().enumerate() {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {

@@ -32,6 +32,9 @@ pub struct Config {
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
     pub email: EmailConfig,
+    pub oauth2: OAuth2Config,
+    /// The first-party clients of the OAuth 2.1 server (`[[clients]]`).
+    pub clients: Vec<ClientConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -304,6 +307,10 @@ pub struct LimitsConfig {
     pub max_callback_url_bytes: usize,
     /// Password checks allowed to wait for a hashing slot; past it, 503.
     pub password_queue: usize,
+    /// Device flows started per client IP (IPv6: per /64).
+    pub device_starts_per_minute: u32,
+    /// Authorization codes and device grants stored at once, in total.
+    pub max_pending_oauth2_grants: usize,
 }
 
 impl Default for LimitsConfig {
@@ -317,7 +324,96 @@ impl Default for LimitsConfig {
             max_pending_oauth_states: 100_000,
             max_callback_url_bytes: 1024,
             password_queue: 32,
+            device_starts_per_minute: 10,
+            max_pending_oauth2_grants: 100_000,
         }
+    }
+}
+
+/// `[oauth2]`: the OAuth 2.1 authorization server for first-party clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuth2Config {
+    /// The frontend page that signs a user in and then sends the browser to
+    /// its `callbackURL`; empty: `<oauth.frontend_url>/sign-in`.
+    pub sign_in_url: String,
+    /// How long an authorization code can be redeemed.
+    pub code_ttl: ConfigDuration,
+    /// How long a device grant waits for the user.
+    pub device_code_ttl: ConfigDuration,
+    /// The polling interval a device client is told to keep.
+    pub device_poll_interval: ConfigDuration,
+}
+
+impl Default for OAuth2Config {
+    fn default() -> Self {
+        OAuth2Config {
+            sign_in_url: String::new(),
+            code_ttl: ConfigDuration::from_secs(60),
+            device_code_ttl: ConfigDuration::from_secs(600),
+            device_poll_interval: ConfigDuration::from_secs(5),
+        }
+    }
+}
+
+/// Which kind of first-party client a `[[clients]]` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// A desktop or mobile app: public, loopback or private-use-scheme redirects.
+    Native,
+    /// A Chrome or Firefox extension: public, `identity` API redirects.
+    BrowserExtension,
+    /// A backend service: confidential (a secret), may introspect tokens.
+    Service,
+}
+
+/// One `[[clients]]` entry (`docs/contracts/oauth2.md`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: String,
+    pub name: String,
+    pub kind: ClientKind,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default = "default_client_scopes")]
+    pub scopes: Vec<String>,
+    /// `aud` of the client's access tokens; default: the client id.
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub access_ttl: Option<ConfigDuration>,
+    #[serde(default)]
+    pub refresh_idle_ttl: Option<ConfigDuration>,
+    /// CORS origins allowed to call the token, revoke and userinfo endpoints.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Service clients: a file holding the client secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Read from `secret_file` at load; never written in the file itself.
+    #[serde(skip)]
+    pub secret: Option<String>,
+}
+
+fn default_client_scopes() -> Vec<String> {
+    ["openid", "profile", "email", "offline_access"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("scopes", &self.scopes)
+            .field("secret", &self.secret.as_ref().map(|_| "(set, not shown)"))
+            .finish_non_exhaustive()
     }
 }
 

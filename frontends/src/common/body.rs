@@ -55,7 +55,7 @@ pub(crate) fn unsupported_media_type() -> ApiError {
 }
 
 /// The raw body, at most [`MAX_BODY_BYTES`], whatever the transfer encoding.
-fn limited_bytes() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+pub(crate) fn limited_bytes() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and_then(collect_limited)

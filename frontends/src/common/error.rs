@@ -19,7 +19,28 @@ pub enum ErrorStyle {
     V1,
     /// `{"code":"UPPER_SNAKE","message":"..."}`
     BetterAuth,
+    /// RFC 6749 §5.2: `{"error":"invalid_request","error_description":"..."}`;
+    /// a code outside the RFCs' set is spelled `invalid_request`.
+    OAuth2,
 }
+
+/// The error codes of RFC 6749, 7009, 7662 and 8628 that `/oauth2/*` answers with.
+const OAUTH2_ERROR_CODES: &[&str] = &[
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "unsupported_token_type",
+    "authorization_pending",
+    "slow_down",
+    "access_denied",
+    "expired_token",
+    "invalid_token",
+    "server_error",
+    "temporarily_unavailable",
+];
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -94,6 +115,16 @@ impl ApiError {
             }
             ErrorStyle::BetterAuth => {
                 serde_json::json!({"code": self.code.to_ascii_uppercase(), "message": self.message})
+            }
+            ErrorStyle::OAuth2 => {
+                let error = if OAUTH2_ERROR_CODES.contains(&self.code) {
+                    self.code
+                } else if self.status.is_server_error() {
+                    "temporarily_unavailable"
+                } else {
+                    "invalid_request"
+                };
+                serde_json::json!({"error": error, "error_description": self.message})
             }
         };
         let mut response = Response::new(Body::from(body.to_string()));

@@ -9,13 +9,23 @@ use super::timestamps::Iso;
 #[derive(Debug, Serialize)]
 pub struct ListedSession {
     pub id: String,
-    /// `dashboard`, `extension` or `web`.
+    /// `dashboard`, `extension`, `web` or `app`.
     pub surface: &'static str,
     pub created_at: Iso,
     pub last_seen_at: Iso,
     pub expires_at: Iso,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// Sessions of OAuth 2.1 clients (surface `app`): `{id, name}` of the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientJson>,
+}
+
+/// The client of an `app` session.
+#[derive(Debug, Serialize)]
+pub struct ClientJson {
+    pub id: String,
+    pub name: String,
 }
 
 impl From<SessionInfo> for ListedSession {
@@ -28,6 +38,10 @@ impl From<SessionInfo> for ListedSession {
             expires_at: Iso(info.expires_at),
             user_agent: info.user_agent,
             ip: info.ip,
+            client: info.client.map(|c| ClientJson {
+                id: c.id,
+                name: c.name,
+            }),
         }
     }
 }

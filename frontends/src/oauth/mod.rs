@@ -29,7 +29,7 @@ mod accounts;
 mod authorization;
 mod browser_origin;
 mod callback;
-mod callback_urls;
+pub(crate) mod callback_urls;
 mod change_password;
 mod delete_user;
 mod email_errors;
@@ -37,7 +37,7 @@ mod email_limits;
 mod get_session;
 mod password_reset;
 mod password_rules;
-mod session_cookie;
+pub(crate) mod session_cookie;
 mod sessions;
 mod sign_in;
 mod sign_in_email;
@@ -232,6 +232,17 @@ fn email_routes(o: &Arc<OAuth>) -> warp::filters::BoxedFilter<(Response<Body>,)>
         .boxed()
 }
 
+/// Where a sign-in may send the browser afterwards: the trusted origins and
+/// this server's own (the OAuth 2.1 authorization and device pages send users
+/// to sign in with a `callbackURL` back to themselves).
+fn callback_origins(state: &AppState) -> Arc<HashSet<String>> {
+    let mut origins = state.trusted_origins.as_ref().clone();
+    if let Some(own) = crate::common::origin_check::origin_of(&state.config.server.public_url) {
+        origins.insert(own);
+    }
+    Arc::new(origins)
+}
+
 pub fn mount(state: &AppState) -> Mount {
     let config = &state.config;
     let callback_base = format!(
@@ -246,7 +257,7 @@ pub fn mount(state: &AppState) -> Mount {
         trusted_origins: state.trusted_origins.clone(),
         redirects: callback_urls::RedirectPolicy::from_config(
             &config.oauth,
-            state.trusted_origins.clone(),
+            callback_origins(state),
             config.limits.max_callback_url_bytes,
         ),
         trusted_providers: config.oauth.trusted_providers.iter().cloned().collect(),

@@ -80,6 +80,9 @@ pub(crate) struct ListedSession<'a> {
     pub session: SessionJson<'a>,
     pub surface: &'static str,
     pub current: bool,
+    /// Sessions of OAuth 2.1 clients: `{id, name}` of the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<crate::common::listed_session::ClientJson>,
 }
 
 impl<'a> ListedSession<'a> {
@@ -91,6 +94,13 @@ impl<'a> ListedSession<'a> {
         ListedSession {
             current: info.id == current_id,
             surface: info.surface.as_str(),
+            client: info
+                .client
+                .as_ref()
+                .map(|c| crate::common::listed_session::ClientJson {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                }),
             session: SessionJson {
                 id: &info.id,
                 user_id,

@@ -11,6 +11,17 @@ pub(crate) const EMAIL_UNIQUE: &str = "users_email_key";
 /// The key that makes a provider account unique across users.
 pub(crate) const ACCOUNT_UNIQUE: &str = "accounts_pkey";
 
+/// The constraint that makes a device grant's user code unique across grants.
+pub(crate) const OAUTH2_USER_CODE_UNIQUE: &str = "oauth2_grants_user_code_key";
+
+/// Whether `e` is a unique violation of `constraint`, for a caller that
+/// answers that conflict itself rather than as an error.
+pub(crate) fn violates_unique(e: &tokio_postgres::Error, constraint: &str) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(constraint)
+    })
+}
+
 /// A statement's error: a unique violation on the email or account key is the
 /// caller's conflict; a lost connection, a cancelled statement or a server
 /// that is shutting down is [`StorageError::Unavailable`]; the rest is

@@ -17,6 +17,7 @@ use crate::{PostgresConfig, StorageError};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_mail.sql")),
+    (3, include_str!("migrations/0003_oauth2.sql")),
 ];
 
 /// The newest schema version this build knows.

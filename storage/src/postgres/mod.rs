@@ -28,7 +28,7 @@ use crate::codec::{decode, encode};
 use crate::records::*;
 use crate::store::{RotationOutcome, Snapshot, Store};
 use crate::{PostgresConfig, ReleaseWatch, StorageError, UnixMillis};
-use errors::{classify, classify_pool};
+use errors::{classify, classify_pool, violates_unique, OAUTH2_USER_CODE_UNIQUE};
 
 pub use migrate::{check, SchemaStatus, KNOWN_VERSION};
 pub use redact::redacted_url;
@@ -44,28 +44,35 @@ pub struct PostgresStore {
     /// This process's view of `oauth_states`' size: counted at open, kept
     /// through puts and takes, corrected at every sweep (other nodes change it too).
     pending_oauth_states: Arc<AtomicUsize>,
+    /// This process's view of `oauth2_grants`' size, kept the same way.
+    stored_oauth2_grants: Arc<AtomicUsize>,
 }
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
 impl PostgresStore {
     /// Connects, migrates the schema to this build's version (or refuses a
-    /// newer one with [`StorageError::SchemaTooNew`]) and counts pending OAuth states.
+    /// newer one with [`StorageError::SchemaTooNew`]) and counts pending OAuth
+    /// states and stored OAuth 2.1 grants.
     pub async fn open(config: &PostgresConfig) -> Result<PostgresStore, StorageError> {
         let pool = connect::pool(config)?;
         let mut client = pool.get().await.map_err(classify_pool)?;
         migrate::migrate(&mut client).await?;
-        let pending: i64 = client
-            .query_one("SELECT count(*) FROM oauth_states", &[])
+        let counts = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM oauth_states), (SELECT count(*) FROM oauth2_grants)",
+                &[],
+            )
             .await
-            .map_err(classify)?
-            .get(0);
+            .map_err(classify)?;
+        let (pending, grants): (i64, i64) = (counts.get(0), counts.get(1));
         drop(client);
         Ok(PostgresStore {
             pool,
             handles: Arc::new(()),
             healthy: Arc::new(AtomicBool::new(true)),
             pending_oauth_states: Arc::new(AtomicUsize::new(pending as usize)),
+            stored_oauth2_grants: Arc::new(AtomicUsize::new(grants as usize)),
         })
     }
 
@@ -119,12 +126,15 @@ impl PostgresStore {
 
     fn decrement_pending(&self, by: usize) {
         // Saturating: another node may take a state this one counted, or the reverse.
-        let _ = self
-            .pending_oauth_states
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_sub(by))
-            });
+        saturating_decrement(&self.pending_oauth_states, by);
     }
+}
+
+/// Lowers an in-memory count, never below zero.
+fn saturating_decrement(count: &AtomicUsize, by: usize) {
+    let _ = count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        Some(n.saturating_sub(by))
+    });
 }
 
 /// The record in column `index`.
@@ -736,6 +746,203 @@ impl Store for PostgresStore {
 
     fn oauth_state_count(&self) -> usize {
         self.pending_oauth_states.load(Ordering::Acquire)
+    }
+
+    // ----- OAuth 2.1 grants -----
+
+    /// Reserves a slot in the in-memory count first (as `put_oauth_state`
+    /// does), then one transaction: an expired holder of the user code (expired
+    /// at the new grant's `created_at`, the engine's clock) is deleted, and the
+    /// grant inserted; the unique user code refuses a live holder, which rolls
+    /// everything back.
+    async fn put_oauth2_grant(
+        &self,
+        key: &TokenHash,
+        grant: &OAuth2GrantRecord,
+        user_code: Option<&TokenHash>,
+        max_pending: usize,
+    ) -> Result<GrantPut, StorageError> {
+        let reserved =
+            self.stored_oauth2_grants
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max_pending).then_some(n + 1)
+                });
+        if reserved.is_err() {
+            return Ok(GrantPut::Full);
+        }
+        let encoded = encode(grant);
+        let user_code = user_code.map(|code| &code[..]);
+        // Some(grants already counted that went), or None when the code is taken.
+        let outcome = self
+            .run(async {
+                let mut client = self.client().await?;
+                let tx = client.transaction().await.map_err(classify)?;
+                let mut displaced = 0;
+                if let Some(code) = user_code {
+                    let release = tx
+                        .prepare_cached(
+                            "DELETE FROM oauth2_grants
+                              WHERE user_code = $1 AND key <> $2 AND expires_at <= $3",
+                        )
+                        .await
+                        .map_err(classify)?;
+                    displaced += tx
+                        .execute(&release, &[&code, &&key[..], &grant.created_at])
+                        .await
+                        .map_err(classify)? as usize;
+                }
+                let insert = tx
+                    .prepare_cached(
+                        "INSERT INTO oauth2_grants (key, expires_at, user_code, record)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at,
+                             user_code = EXCLUDED.user_code, record = EXCLUDED.record
+                         RETURNING (xmax = 0)",
+                    )
+                    .await
+                    .map_err(classify)?;
+                let row = match tx
+                    .query_one(
+                        &insert,
+                        &[&&key[..], &grant.expires_at, &user_code, &encoded],
+                    )
+                    .await
+                {
+                    Ok(row) => row,
+                    // Dropping the transaction rolls back the release above too.
+                    Err(e) if violates_unique(&e, OAUTH2_USER_CODE_UNIQUE) => return Ok(None),
+                    Err(e) => return Err(classify(e)),
+                };
+                // The same key twice (never, with 256 random bits): still one row.
+                if !row.get::<_, bool>(0) {
+                    displaced += 1;
+                }
+                tx.commit().await.map_err(classify)?;
+                Ok(Some(displaced))
+            })
+            .await;
+        match outcome {
+            Ok(Some(displaced)) => {
+                saturating_decrement(&self.stored_oauth2_grants, displaced);
+                Ok(GrantPut::Stored)
+            }
+            Ok(None) => {
+                saturating_decrement(&self.stored_oauth2_grants, 1);
+                Ok(GrantPut::UserCodeTaken)
+            }
+            Err(e) => {
+                saturating_decrement(&self.stored_oauth2_grants, 1);
+                Err(e)
+            }
+        }
+    }
+
+    async fn oauth2_grant(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<OAuth2GrantRecord>, StorageError> {
+        self.query_opt(
+            "SELECT record FROM oauth2_grants WHERE key = $1",
+            &[&&key[..]],
+        )
+        .await?
+        .map(|row| record(&row, 0))
+        .transpose()
+    }
+
+    async fn oauth2_grant_by_user_code(
+        &self,
+        user_code: &TokenHash,
+    ) -> Result<Option<(TokenHash, OAuth2GrantRecord)>, StorageError> {
+        let Some(row) = self
+            .query_opt(
+                "SELECT key, record FROM oauth2_grants WHERE user_code = $1",
+                &[&&user_code[..]],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let key: TokenHash = row
+            .get::<_, &[u8]>(0)
+            .try_into()
+            .map_err(|_| StorageError::Corrupt("a grant key is not 32 bytes".into()))?;
+        Ok(Some((key, record(&row, 1)?)))
+    }
+
+    /// One conditional `UPDATE` on the stored bytes: of two racing updates,
+    /// the second re-reads the row the first committed and matches nothing.
+    async fn replace_oauth2_grant(
+        &self,
+        key: &TokenHash,
+        expected: &OAuth2GrantRecord,
+        next: &OAuth2GrantRecord,
+    ) -> Result<bool, StorageError> {
+        let updated = self
+            .execute(
+                "UPDATE oauth2_grants SET expires_at = $3, record = $4
+                  WHERE key = $1 AND record = $2",
+                &[
+                    &&key[..],
+                    &encode(expected),
+                    &next.expires_at,
+                    &encode(next),
+                ],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+
+    /// One transaction: expired grants, then any this build cannot read
+    /// (their user codes are columns of the same rows); the count is then set
+    /// to what is stored.
+    async fn sweep_oauth2_grants(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let (removed, remaining) = self
+            .run(async {
+                let mut client = self.client().await?;
+                let tx = client.transaction().await.map_err(classify)?;
+                let expired = tx
+                    .execute("DELETE FROM oauth2_grants WHERE expires_at <= $1", &[&now])
+                    .await
+                    .map_err(classify)?;
+                let unreadable: Vec<Vec<u8>> = tx
+                    .query("SELECT key, record FROM oauth2_grants", &[])
+                    .await
+                    .map_err(classify)?
+                    .iter()
+                    .filter(|row| record::<OAuth2GrantRecord>(row, 1).is_err())
+                    .map(|row| row.get::<_, Vec<u8>>(0))
+                    .collect();
+                let unreadable = if unreadable.is_empty() {
+                    0
+                } else {
+                    tracing::warn!(
+                        count = unreadable.len(),
+                        "removing unreadable OAuth 2.1 grants"
+                    );
+                    tx.execute(
+                        "DELETE FROM oauth2_grants WHERE key = ANY($1)",
+                        &[&unreadable],
+                    )
+                    .await
+                    .map_err(classify)?
+                };
+                let remaining: i64 = tx
+                    .query_one("SELECT count(*) FROM oauth2_grants", &[])
+                    .await
+                    .map_err(classify)?
+                    .get(0);
+                tx.commit().await.map_err(classify)?;
+                Ok(((expired + unreadable) as usize, remaining as usize))
+            })
+            .await?;
+        self.stored_oauth2_grants
+            .store(remaining, Ordering::Release);
+        Ok(removed)
+    }
+
+    fn oauth2_grant_count(&self) -> usize {
+        self.stored_oauth2_grants.load(Ordering::Acquire)
     }
 
     // ----- mailed tokens -----

@@ -54,6 +54,22 @@ pub struct SledStore {
     outbox: Tree,
     /// Entries of `outbox`, kept here because `Tree::len` is a scan.
     queued_mails: Arc<AtomicUsize>,
+    /// Grant key (the SHA-256 of the code or device code) → [`OAuth2GrantRecord`].
+    oauth2_grants: Tree,
+    /// User-code hash → grant key, for device grants.
+    oauth2_user_codes: Tree,
+    /// Entries of `oauth2_grants`, kept here because `Tree::len` is a scan.
+    stored_oauth2_grants: Arc<AtomicUsize>,
+}
+
+/// What the transaction of [`SledStore::put_oauth2_grant`] found.
+enum GrantTx {
+    /// Written; `displaced` grants already counted went (an expired holder of
+    /// the user code, or an earlier grant under the same key).
+    Stored {
+        displaced: usize,
+    },
+    UserCodeTaken,
 }
 
 type TxResult<T> = Result<T, TransactionError<StorageError>>;
@@ -122,6 +138,8 @@ impl SledStore {
         let pending_oauth_states = Arc::new(AtomicUsize::new(oauth_states.len()));
         let outbox = db.open_tree("mail_outbox")?;
         let queued_mails = Arc::new(AtomicUsize::new(outbox.len()));
+        let oauth2_grants = db.open_tree("oauth2_grants")?;
+        let stored_oauth2_grants = Arc::new(AtomicUsize::new(oauth2_grants.len()));
         Ok(SledStore {
             healthy,
             pending_oauth_states,
@@ -139,6 +157,9 @@ impl SledStore {
             email_tokens: db.open_tree("email_tokens")?,
             outbox,
             queued_mails,
+            oauth2_grants,
+            oauth2_user_codes: db.open_tree("oauth2_user_codes")?,
+            stored_oauth2_grants,
             durability,
             handles,
             db,
@@ -235,6 +256,49 @@ impl SledStore {
             }
         }
         Ok(removed)
+    }
+
+    /// How many grants went, and whether anything (a grant or a user code) went.
+    fn sweep_oauth2_grants_blocking(&self, now: UnixMillis) -> Result<(usize, bool), StorageError> {
+        let mut removed = 0;
+        let mut codes_removed = false;
+        for entry in self.oauth2_grants.iter() {
+            let (key, value) = entry?;
+            // A record this build cannot read can never be redeemed: it goes
+            // too, or it would hold a pending slot (and its user code) forever.
+            let expired = match decode::<OAuth2GrantRecord>(&value) {
+                Ok(grant) => grant.expires_at <= now,
+                Err(e) => {
+                    tracing::warn!(error = %e, "removing an unreadable OAuth 2.1 grant");
+                    true
+                }
+            };
+            // Only the value read: a grant changed meanwhile waits for the next sweep.
+            if expired
+                && self
+                    .oauth2_grants
+                    .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
+                    .is_ok()
+            {
+                self.stored_oauth2_grants.fetch_sub(1, Ordering::AcqRel);
+                removed += 1;
+            }
+        }
+        // User codes whose grant is gone (swept above, or displaced). Only
+        // while the entry still names that grant: a put may have just claimed
+        // the code for a new one.
+        for entry in self.oauth2_user_codes.iter() {
+            let (code, key) = entry?;
+            if !self.oauth2_grants.contains_key(&key)?
+                && self
+                    .oauth2_user_codes
+                    .compare_and_swap(&code, Some(&key), None as Option<&[u8]>)?
+                    .is_ok()
+            {
+                codes_removed = true;
+            }
+        }
+        Ok((removed, removed > 0 || codes_removed))
     }
 
     fn sweep_email_tokens_blocking(&self, now: UnixMillis) -> Result<usize, StorageError> {
@@ -661,6 +725,135 @@ impl Store for SledStore {
     /// Started flows waiting for their callback (O(1)).
     fn oauth_state_count(&self) -> usize {
         self.pending_oauth_states.load(Ordering::Acquire)
+    }
+
+    // ----- OAuth 2.1 grants -----
+
+    /// Reserves a slot in the count first (as [`Store::put_oauth_state`]
+    /// does), then writes the grant and its user code in one transaction. A
+    /// user code is taken while its grant is stored and unexpired at the new
+    /// grant's `created_at` (the engine's clock); the grant of an expired or
+    /// unreadable holder goes, and an entry whose grant is gone is overwritten.
+    async fn put_oauth2_grant(
+        &self,
+        key: &TokenHash,
+        grant: &OAuth2GrantRecord,
+        user_code: Option<&TokenHash>,
+        max_pending: usize,
+    ) -> Result<GrantPut, StorageError> {
+        let reserved =
+            self.stored_oauth2_grants
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max_pending).then_some(n + 1)
+                });
+        if reserved.is_err() {
+            return Ok(GrantPut::Full);
+        }
+        let encoded = encode(grant);
+        // Grants first: a transaction applies its trees in this order.
+        let result: TxResult<GrantTx> =
+            (&self.oauth2_grants, &self.oauth2_user_codes).transaction(|(grants, user_codes)| {
+                let mut displaced = 0;
+                if let Some(code) = user_code {
+                    if let Some(holder) = user_codes.get(code)? {
+                        // The same key is replaced below, not displaced.
+                        if holder.as_ref() != key.as_slice() {
+                            if let Some(bytes) = grants.get(&holder)? {
+                                let live = decode::<OAuth2GrantRecord>(&bytes)
+                                    .is_ok_and(|held| held.expires_at > grant.created_at);
+                                if live {
+                                    return Ok(GrantTx::UserCodeTaken);
+                                }
+                                grants.remove(&holder)?;
+                                displaced += 1;
+                            }
+                        }
+                    }
+                    user_codes.insert(code.as_slice(), key.as_slice())?;
+                }
+                // The same key twice (never, with 256 random bits): still one entry.
+                if grants.insert(key.as_slice(), encoded.as_slice())?.is_some() {
+                    displaced += 1;
+                }
+                Ok(GrantTx::Stored { displaced })
+            });
+        match result.map_err(tx_error) {
+            Ok(GrantTx::Stored { displaced }) => {
+                if displaced > 0 {
+                    self.stored_oauth2_grants
+                        .fetch_sub(displaced, Ordering::AcqRel);
+                }
+                self.durable().await?;
+                Ok(GrantPut::Stored)
+            }
+            Ok(GrantTx::UserCodeTaken) => {
+                self.stored_oauth2_grants.fetch_sub(1, Ordering::AcqRel);
+                Ok(GrantPut::UserCodeTaken)
+            }
+            Err(e) => {
+                self.stored_oauth2_grants.fetch_sub(1, Ordering::AcqRel);
+                Err(e)
+            }
+        }
+    }
+
+    async fn oauth2_grant(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<OAuth2GrantRecord>, StorageError> {
+        self.oauth2_grants.get(key)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// The index, then the grant it names; an entry whose grant is gone is absence.
+    async fn oauth2_grant_by_user_code(
+        &self,
+        user_code: &TokenHash,
+    ) -> Result<Option<(TokenHash, OAuth2GrantRecord)>, StorageError> {
+        let Some(key) = self.oauth2_user_codes.get(user_code)? else {
+            return Ok(None);
+        };
+        let key: TokenHash = key
+            .as_ref()
+            .try_into()
+            .map_err(|_| StorageError::Corrupt("a grant key is not 32 bytes".into()))?;
+        match self.oauth2_grants.get(key)? {
+            Some(bytes) => Ok(Some((key, decode(&bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// A compare-and-swap on the encoded record.
+    async fn replace_oauth2_grant(
+        &self,
+        key: &TokenHash,
+        expected: &OAuth2GrantRecord,
+        next: &OAuth2GrantRecord,
+    ) -> Result<bool, StorageError> {
+        let swapped =
+            self.oauth2_grants
+                .compare_and_swap(key, Some(encode(expected)), Some(encode(next)))?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        self.durable().await?;
+        Ok(true)
+    }
+
+    /// Deletes grants past their expiry (and unreadable ones) and user codes
+    /// whose grant is gone; returns how many grants went.
+    async fn sweep_oauth2_grants(&self, now: UnixMillis) -> Result<usize, StorageError> {
+        let (removed, changed) = self
+            .blocking(move |s| s.sweep_oauth2_grants_blocking(now))
+            .await?;
+        if changed {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    /// Stored grants (O(1)).
+    fn oauth2_grant_count(&self) -> usize {
+        self.stored_oauth2_grants.load(Ordering::Acquire)
     }
 
     // ----- mailed tokens -----

@@ -118,9 +118,17 @@ export class Harness {
    * `TACHIGO__*` environment variables only, on 127.0.0.1:`port`. The browser
    * reaches it as http://localhost:`port` (the `public_url`).
    * `users` are created with the CLI before the server opens the database.
+   * `config` (TOML text, optional) is written to a file passed as `--config`,
+   * for what environment variables cannot say well (`[[clients]]` tables).
    */
-  async startServer({ port, env = {}, users = [] }) {
+  async startServer({ port, env = {}, users = [], config }) {
     const dataDir = path.join(this.tmp, 'data');
+    const configArgs = [];
+    if (config !== undefined) {
+      const configPath = path.join(this.tmp, 'config.toml');
+      fs.writeFileSync(configPath, config, { mode: 0o600 });
+      configArgs.push('--config', configPath);
+    }
     const baseEnv = Object.fromEntries(
       Object.entries(process.env).filter(([k]) => !k.startsWith('TACHIGO__')),
     );
@@ -134,14 +142,14 @@ export class Harness {
     };
     if (!fs.existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: cargo build --release -p tachigo-auth`);
     for (const user of users) {
-      const args = ['user', 'create', '--data', dataDir, '--email', user.email, '--password-stdin'];
+      const args = ['user', 'create', ...configArgs, '--data', dataDir, '--email', user.email, '--password-stdin'];
       if (user.name) args.push('--name', user.name);
       const r = spawnSync(SERVER_BIN, args, { input: `${user.password}\n`, env: fullEnv, timeout: 30_000, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`user create ${user.email} failed: ${r.stderr || r.error}`);
     }
     const logPath = path.join(RESULTS_DIR, `${this.name}-server.log`);
     const log = fs.openSync(logPath, 'w');
-    const child = spawn(SERVER_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+    const child = spawn(SERVER_BIN, ['serve', ...configArgs, '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
       env: fullEnv, stdio: ['ignore', log, log],
     });
     fs.closeSync(log);
@@ -202,6 +210,42 @@ export class Harness {
     const bound = await listen(server, port);
     this.servers.push(server);
     return { port: bound, localhost: `http://localhost:${bound}`, ip: `http://127.0.0.1:${bound}` };
+  }
+
+  /**
+   * A native app's loopback redirect receiver (RFC 8252 §7.3) on
+   * http://127.0.0.1:<any free port>: it records every request it gets (as a
+   * URL with the port, the way the app sees it) and answers a small HTML page.
+   * `waitFor(pathname, from)` resolves with the first request for `pathname`
+   * at index `from` or later of `requests`.
+   */
+  async startLoopbackReceiver() {
+    const requests = [];
+    const server = http.createServer((req, res) => {
+      requests.push(new URL(req.url, `http://127.0.0.1:${server.address().port}`));
+      res.writeHead(200, { 'content-type': TYPES['.html'], 'cache-control': 'no-store' })
+        .end('<!doctype html><html><head><meta charset="utf-8"><title>e2e app</title></head>'
+          + '<body><h1>Done: you can close this window.</h1></body></html>');
+    });
+    const port = await listen(server);
+    this.servers.push(server);
+    const origin = `http://127.0.0.1:${port}`;
+    return {
+      port,
+      origin,
+      requests,
+      async waitFor(pathname, from = 0, ms = 15_000) {
+        const end = Date.now() + ms;
+        for (;;) {
+          const hit = requests.slice(from).find((u) => u.pathname === pathname);
+          if (hit) return hit;
+          if (Date.now() > end) {
+            throw new Error(`no request for ${origin}${pathname} within ${ms} ms; got: ${requests.slice(from).map(String).join(', ') || 'none'}`);
+          }
+          await sleep(25);
+        }
+      },
+    };
   }
 
   /**
