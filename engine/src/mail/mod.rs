@@ -10,7 +10,7 @@ mod templates;
 mod transport;
 
 pub use options::{MailOptions, SmtpOptions};
-pub use templates::{MailKind, Templates};
+pub use templates::{escape_html, MailKind, Templates};
 
 pub(crate) use delivery::{run_delivery, Mail};
 pub(crate) use transport::Transport;

@@ -203,7 +203,8 @@ fn fill(template: &str, values: &[(&str, &str)], encode: impl Fn(&str) -> String
     out
 }
 
-fn escape_html(value: &str) -> String {
+/// `value` safe inside HTML text and double-quoted attributes.
+pub fn escape_html(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {

@@ -8,20 +8,7 @@ use warp::http::Response;
 use warp::hyper::Body;
 
 /// `s` safe inside HTML text and double-quoted attributes.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use tachigo_engine::mail::escape_html as escape;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#111;background:#fff}\
 h1{font-size:1.4rem}label{display:block;font-weight:600;margin:.5rem 0}\

@@ -124,6 +124,55 @@ impl PostgresStore {
         .await
     }
 
+    /// One transaction over a table of short-lived unauthenticated input
+    /// (`key`, `expires_at`, `record` columns): rows expired at `now`, then rows
+    /// whose record this build cannot read; returns (removed, remaining).
+    async fn sweep_bounded_table<R: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        what: &'static str,
+        now: UnixMillis,
+    ) -> Result<(usize, usize), StorageError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(classify)?;
+            let expired = tx
+                .execute(
+                    &format!("DELETE FROM {table} WHERE expires_at <= $1"),
+                    &[&now],
+                )
+                .await
+                .map_err(classify)?;
+            let unreadable: Vec<Vec<u8>> = tx
+                .query(&format!("SELECT key, record FROM {table}"), &[])
+                .await
+                .map_err(classify)?
+                .iter()
+                .filter(|row| record::<R>(row, 1).is_err())
+                .map(|row| row.get::<_, Vec<u8>>(0))
+                .collect();
+            let unreadable = if unreadable.is_empty() {
+                0
+            } else {
+                tracing::warn!(count = unreadable.len(), "removing unreadable {what}");
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE key = ANY($1)"),
+                    &[&unreadable],
+                )
+                .await
+                .map_err(classify)?
+            };
+            let remaining: i64 = tx
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .map_err(classify)?
+                .get(0);
+            tx.commit().await.map_err(classify)?;
+            Ok(((expired + unreadable) as usize, remaining as usize))
+        })
+        .await
+    }
+
     fn decrement_pending(&self, by: usize) {
         // Saturating: another node may take a state this one counted, or the reverse.
         saturating_decrement(&self.pending_oauth_states, by);
@@ -700,44 +749,11 @@ impl Store for PostgresStore {
         Ok(Some(state))
     }
 
-    /// One transaction: expired states, then any this build cannot read
-    /// (which could never be taken); the count is then set to what is stored.
+    /// Expired states, then any this build cannot read (which could never be
+    /// taken); the count is then set to what is stored.
     async fn sweep_oauth_states(&self, now: UnixMillis) -> Result<usize, StorageError> {
         let (removed, remaining) = self
-            .run(async {
-                let mut client = self.client().await?;
-                let tx = client.transaction().await.map_err(classify)?;
-                let expired = tx
-                    .execute("DELETE FROM oauth_states WHERE expires_at <= $1", &[&now])
-                    .await
-                    .map_err(classify)?;
-                let unreadable: Vec<Vec<u8>> = tx
-                    .query("SELECT key, record FROM oauth_states", &[])
-                    .await
-                    .map_err(classify)?
-                    .iter()
-                    .filter(|row| record::<OAuthStateRecord>(row, 1).is_err())
-                    .map(|row| row.get::<_, Vec<u8>>(0))
-                    .collect();
-                let unreadable = if unreadable.is_empty() {
-                    0
-                } else {
-                    tracing::warn!(count = unreadable.len(), "removing unreadable OAuth states");
-                    tx.execute(
-                        "DELETE FROM oauth_states WHERE key = ANY($1)",
-                        &[&unreadable],
-                    )
-                    .await
-                    .map_err(classify)?
-                };
-                let remaining: i64 = tx
-                    .query_one("SELECT count(*) FROM oauth_states", &[])
-                    .await
-                    .map_err(classify)?
-                    .get(0);
-                tx.commit().await.map_err(classify)?;
-                Ok(((expired + unreadable) as usize, remaining as usize))
-            })
+            .sweep_bounded_table::<OAuthStateRecord>("oauth_states", "OAuth states", now)
             .await?;
         self.pending_oauth_states
             .store(remaining, Ordering::Release);
@@ -893,48 +909,11 @@ impl Store for PostgresStore {
         Ok(updated == 1)
     }
 
-    /// One transaction: expired grants, then any this build cannot read
-    /// (their user codes are columns of the same rows); the count is then set
-    /// to what is stored.
+    /// Expired grants, then any this build cannot read (their user codes are
+    /// columns of the same rows); the count is then set to what is stored.
     async fn sweep_oauth2_grants(&self, now: UnixMillis) -> Result<usize, StorageError> {
         let (removed, remaining) = self
-            .run(async {
-                let mut client = self.client().await?;
-                let tx = client.transaction().await.map_err(classify)?;
-                let expired = tx
-                    .execute("DELETE FROM oauth2_grants WHERE expires_at <= $1", &[&now])
-                    .await
-                    .map_err(classify)?;
-                let unreadable: Vec<Vec<u8>> = tx
-                    .query("SELECT key, record FROM oauth2_grants", &[])
-                    .await
-                    .map_err(classify)?
-                    .iter()
-                    .filter(|row| record::<OAuth2GrantRecord>(row, 1).is_err())
-                    .map(|row| row.get::<_, Vec<u8>>(0))
-                    .collect();
-                let unreadable = if unreadable.is_empty() {
-                    0
-                } else {
-                    tracing::warn!(
-                        count = unreadable.len(),
-                        "removing unreadable OAuth 2.1 grants"
-                    );
-                    tx.execute(
-                        "DELETE FROM oauth2_grants WHERE key = ANY($1)",
-                        &[&unreadable],
-                    )
-                    .await
-                    .map_err(classify)?
-                };
-                let remaining: i64 = tx
-                    .query_one("SELECT count(*) FROM oauth2_grants", &[])
-                    .await
-                    .map_err(classify)?
-                    .get(0);
-                tx.commit().await.map_err(classify)?;
-                Ok(((expired + unreadable) as usize, remaining as usize))
-            })
+            .sweep_bounded_table::<OAuth2GrantRecord>("oauth2_grants", "OAuth 2.1 grants", now)
             .await?;
         self.stored_oauth2_grants
             .store(remaining, Ordering::Release);
