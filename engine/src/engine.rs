@@ -22,6 +22,7 @@ use crate::opaque_token;
 use crate::owner_cache::OwnerCache;
 use crate::password::{self, Passwords};
 use crate::router::Router;
+use crate::session_views::{Presented, SessionViews};
 use crate::user_actor::audit_event;
 use crate::EngineError;
 
@@ -78,6 +79,10 @@ impl EngineOptions {
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) owners: OwnerCache,
+    /// Live sessions readable without a message to their actor.
+    pub(crate) views: SessionViews,
+    /// Numbers the activations of actors (tags their session views).
+    activations: std::sync::atomic::AtomicU64,
     pub(crate) options: EngineOptions,
     pub(crate) router: Router,
     clock: Arc<dyn Clock>,
@@ -89,6 +94,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn now(&self) -> UnixMillis {
         self.clock.now_ms()
+    }
+
+    pub(crate) fn next_activation(&self) -> u64 {
+        self.activations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -204,6 +214,8 @@ impl Engine {
             mail,
             router: Router::new(options.idle_passivation, options.max_live_actors),
             owners: OwnerCache::new(options.max_live_actors.clamp(1024, 100_000)),
+            views: SessionViews::new(),
+            activations: std::sync::atomic::AtomicU64::new(1),
             store,
             options,
             clock,
@@ -295,6 +307,12 @@ impl Engine {
     /// Actors live or activating right now.
     pub fn live_actors(&self) -> usize {
         self.shared.router.live_count()
+    }
+
+    /// Sessions readable without a message to their actor: those of live
+    /// actors, so bounded like them.
+    pub fn published_session_views(&self) -> usize {
+        self.shared.views.len()
     }
 
     /// Sends a request to the user's actor, reactivating and redelivering when the
@@ -695,6 +713,17 @@ impl Engine {
     /// Reads a web session by its cookie token (sliding its expiry when due).
     pub async fn session_by_token(&self, token: &str) -> Result<SessionRead, EngineError> {
         let parsed = opaque_token::parse(token).ok_or(EngineError::SessionInvalid)?;
+        if let Some((session, user)) = self.shared.views.read(
+            &parsed.session_id,
+            Presented::Cookie(&parsed.hash),
+            self.now(),
+        ) {
+            return Ok(SessionRead {
+                session,
+                user,
+                renewed: false,
+            });
+        }
         let user_id = self
             .owner_of(&parsed.session_id)
             .await?
@@ -719,6 +748,17 @@ impl Engine {
         user_id: &str,
         session_id: &str,
     ) -> Result<SessionRead, EngineError> {
+        if let Some((session, user)) =
+            self.shared
+                .views
+                .read(session_id, Presented::User(user_id), self.now())
+        {
+            return Ok(SessionRead {
+                session,
+                user,
+                renewed: false,
+            });
+        }
         // The user may be gone (or never was, for a token minted elsewhere):
         // whether the actor could not be activated or found no such session,
         // the session is not live.

@@ -22,6 +22,7 @@ pub mod password;
 pub mod password_formats;
 pub mod refresh_family;
 mod router;
+mod session_views;
 pub mod store_admin;
 mod store_config;
 mod user_actor;

@@ -66,9 +66,16 @@ pub fn hashes_equal(a: &TokenHash, b: &TokenHash) -> bool {
     a.ct_eq(b).into()
 }
 
-/// A new random id (users and sessions): 128 bits, hyphenated UUID form.
+/// A new random id (users, sessions, token ids): a version 4 UUID, hyphenated.
+/// Its 122 random bits come from the thread's CSPRNG (`rand::rng()`, seeded
+/// and periodically reseeded from the OS), not a system call per id.
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// Whether `s` has the shape of an id made by [`new_id`].
@@ -98,6 +105,16 @@ mod tests {
             &parse(&mint(&id).token).unwrap().hash,
             &minted.hash
         ));
+    }
+
+    #[test]
+    fn new_ids_are_version_4_uuids_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert!(is_session_id(id), "{id}");
+            assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::messages::*;
 use crate::model::{Session, User};
 use crate::opaque_token::{self, hashes_equal};
 use crate::refresh_family::{self, Presentation};
+use crate::session_views::{SessionView, ViewOf};
 use crate::EngineError;
 
 pub(crate) struct UserActor {
@@ -35,17 +36,32 @@ struct LiveSession {
     record: SessionRecord,
     family: Option<FamilyRecord>,
     held: Option<HeldSuccessor>,
-    last_seen_at: UnixMillis,
+    /// What readers see of it ([`crate::session_views`]); it also holds the
+    /// last-seen time, which readers update without a message.
+    view: Arc<SessionView>,
+}
+
+/// The instant from which a session no longer works (`i64::MIN` once its
+/// family is revoked).
+fn valid_until(record: &SessionRecord, family: Option<&FamilyRecord>) -> UnixMillis {
+    match family {
+        Some(f) if f.revoked.is_some() => UnixMillis::MIN,
+        Some(f) => f.idle_expires_at.min(f.absolute_expires_at),
+        None => record.expires_at.min(record.absolute_expires_at),
+    }
 }
 
 impl LiveSession {
     fn is_expired(&self, now: UnixMillis) -> bool {
-        match &self.family {
-            Some(f) => {
-                f.revoked.is_some() || now >= f.idle_expires_at || now >= f.absolute_expires_at
-            }
-            None => now >= self.record.expires_at || now >= self.record.absolute_expires_at,
-        }
+        now >= valid_until(&self.record, self.family.as_ref())
+    }
+
+    fn last_seen_at(&self) -> UnixMillis {
+        self.view.last_seen_at()
+    }
+
+    fn seen(&self, now: UnixMillis) {
+        self.view.seen(now);
     }
 
     fn info(&self, clients: &crate::clients::ClientRegistry) -> SessionInfo {
@@ -57,7 +73,7 @@ impl LiveSession {
             id: self.record.id.clone(),
             surface: self.record.surface.into(),
             created_at: self.record.created_at,
-            last_seen_at: self.last_seen_at,
+            last_seen_at: self.last_seen_at(),
             expires_at,
             user_agent: self.record.user_agent.clone(),
             ip: self.record.ip.clone(),
@@ -74,19 +90,19 @@ impl LiveSession {
         }
     }
 
-    /// The session as clients see it (a dashboard session's expiry is its family's).
+    /// The session as clients see it (a dashboard session's expiry is its
+    /// family's): its view, published again after every change.
     fn current(&self) -> Session {
-        let mut session = Session::from(&self.record);
-        if let Some(f) = &self.family {
-            session.expires_at = f.idle_expires_at;
-            session.updated_at = f.last_rotated_at;
-        }
-        session
+        self.view.session.clone()
     }
 }
 
 pub(crate) struct UserState {
     user: UserRecord,
+    /// The user as every published session view shows it.
+    user_view: Arc<User>,
+    /// Which activation of the user this is (tags the views it publishes).
+    activation: u64,
     sessions: Vec<LiveSession>,
     /// Set once the router has let this actor go: later messages are dropped
     /// unanswered, so their callers retry against the next activation.
@@ -96,6 +112,95 @@ pub(crate) struct UserState {
 impl UserState {
     fn session_mut(&mut self, id: &str) -> Option<&mut LiveSession> {
         self.sessions.iter_mut().find(|s| s.record.id == id)
+    }
+
+    /// A view of `record` (with `family`) as this activation publishes it.
+    fn view_of(
+        &self,
+        shared: &Shared,
+        record: &SessionRecord,
+        family: Option<&FamilyRecord>,
+        last_seen_at: UnixMillis,
+    ) -> Arc<SessionView> {
+        let mut session = Session::from(record);
+        if let Some(f) = family {
+            session.expires_at = f.idle_expires_at;
+            session.updated_at = f.last_rotated_at;
+        }
+        ViewOf {
+            session,
+            user: &self.user_view,
+            token_hash: record.token_hash,
+            valid_until: valid_until(record, family),
+            web_update_age_ms: shared.options.web_update_age_ms,
+            last_seen_at,
+            activation: self.activation,
+        }
+        .build()
+    }
+
+    /// A live session of `record`, its view not yet published.
+    fn live_session(
+        &self,
+        shared: &Shared,
+        record: SessionRecord,
+        family: Option<FamilyRecord>,
+        last_seen_at: UnixMillis,
+    ) -> LiveSession {
+        let view = self.view_of(shared, &record, family.as_ref(), last_seen_at);
+        LiveSession {
+            record,
+            family,
+            held: None,
+            view,
+        }
+    }
+
+    /// Publishes session `index` again after its record or family changed
+    /// (or the user did).
+    fn republish(&mut self, shared: &Shared, index: usize) {
+        let live = &self.sessions[index];
+        let view = self.view_of(
+            shared,
+            &live.record,
+            live.family.as_ref(),
+            live.last_seen_at(),
+        );
+        shared.views.publish(view.clone());
+        self.sessions[index].view = view;
+    }
+
+    fn republish_id(&mut self, shared: &Shared, session_id: &str) {
+        if let Some(index) = self.sessions.iter().position(|s| s.record.id == session_id) {
+            self.republish(shared, index);
+        }
+    }
+
+    /// The user changed: every view shows the new one.
+    fn set_user(&mut self, shared: &Shared, user: UserRecord) {
+        self.user_view = Arc::new(User::from(&user));
+        self.user = user;
+        for index in 0..self.sessions.len() {
+            self.republish(shared, index);
+        }
+    }
+
+    /// Drops sessions that ended (expired) from memory, and their views.
+    fn drop_sessions(&mut self, shared: &Shared, ended: impl Fn(&LiveSession) -> bool) {
+        self.sessions.retain(|s| {
+            let keep = !ended(s);
+            if !keep {
+                shared.views.withdraw_own(&s.record.id, s.view.activation());
+            }
+            keep
+        });
+    }
+
+    /// Withdraws every view this activation published (it is going away).
+    fn withdraw_views(&self, shared: &Shared) {
+        for s in &self.sessions {
+            shared.views.withdraw_own(&s.record.id, self.activation);
+        }
     }
 }
 
@@ -116,7 +221,13 @@ impl Actor for UserActor {
             .map_err(EngineError::from)?
             .ok_or(EngineError::UserNotFound)?;
         let now = self.shared.now();
-        let mut sessions = Vec::new();
+        let mut state = UserState {
+            user_view: Arc::new(User::from(&user)),
+            user,
+            activation: self.shared.next_activation(),
+            sessions: Vec::new(),
+            passivated: false,
+        };
         for record in store
             .sessions_of(&user_id)
             .await
@@ -134,21 +245,17 @@ impl Actor for UserActor {
             let last_seen_at = family
                 .as_ref()
                 .map_or(record.updated_at, |f| f.last_rotated_at);
-            let live = LiveSession {
-                record,
-                family,
-                held: None,
-                last_seen_at,
-            };
-            if !live.is_expired(now) {
-                sessions.push(live);
+            if now < valid_until(&record, family.as_ref()) {
+                let live = state.live_session(&self.shared, record, family, last_seen_at);
+                state.sessions.push(live);
             }
         }
-        Ok(UserState {
-            user,
-            sessions,
-            passivated: false,
-        })
+        // Published only once the activation cannot fail any more: no view
+        // is left behind by an actor that never ran.
+        for live in &state.sessions {
+            self.shared.views.publish(live.view.clone());
+        }
+        Ok(state)
     }
 
     async fn handle(
@@ -243,6 +350,7 @@ impl Actor for UserActor {
                 let _ = reply.send(result);
                 if deleted {
                     self.shared.router.release(&state.user.id, &myself, true);
+                    state.withdraw_views(&self.shared);
                     state.passivated = true;
                     myself.stop(None);
                 }
@@ -253,6 +361,7 @@ impl Actor for UserActor {
                     .router
                     .release(&ops.state.user.id, &myself, force)
                 {
+                    state.withdraw_views(&self.shared);
                     state.passivated = true;
                     myself.stop(None);
                 }
@@ -268,6 +377,7 @@ impl Actor for UserActor {
     ) -> Result<(), ActorProcessingErr> {
         // Covers stops the router did not ask for (a panic, shutdown).
         self.shared.router.release(&state.user.id, &myself, true);
+        state.withdraw_views(&self.shared);
         Ok(())
     }
 }
@@ -335,15 +445,12 @@ impl Ops<'_> {
         metrics::counter!("tachigo_sessions_created_total", "surface" => surface.as_str())
             .increment(1);
         // The plaintext of a first refresh token is never needed for grace: only successors are.
-        self.state.sessions.push(LiveSession {
-            record: record.clone(),
-            family,
-            held: None,
-            last_seen_at: now,
-        });
+        let live = self.state.live_session(s, record.clone(), family, now);
+        s.views.publish(live.view.clone());
+        self.state.sessions.push(live);
         Ok(CreatedSession {
             session: Session::from(&record),
-            user: User::from(&self.state.user),
+            user: User::clone(&self.state.user_view),
             token: token.map(|t| t.token),
         })
     }
@@ -357,25 +464,27 @@ impl Ops<'_> {
         now: UnixMillis,
     ) -> Result<Option<CreatedSession>, EngineError> {
         let ttl = self.shared.options.access_ttl_ms;
-        let Some(live) = self.state.sessions.iter_mut().find(|l| {
+        let Some(index) = self.state.sessions.iter().position(|l| {
             l.record.surface == Surface::Extension
                 && l.record.context == new.context
                 && !l.is_expired(now)
         }) else {
             return Ok(None);
         };
-        live.last_seen_at = now;
+        let live = &mut self.state.sessions[index];
+        live.seen(now);
         if live.record.expires_at - now < ttl / 2 {
             let mut record = live.record.clone();
             record.updated_at = now;
             record.expires_at = (now + ttl).min(record.absolute_expires_at);
             self.shared.store.put_session(&record, None).await?;
             live.record = record;
+            self.state.republish(self.shared, index);
         }
         metrics::counter!("tachigo_sessions_reused_total", "surface" => "extension").increment(1);
         Ok(Some(CreatedSession {
-            session: Session::from(&live.record),
-            user: User::from(&self.state.user),
+            session: Session::from(&self.state.sessions[index].record),
+            user: User::clone(&self.state.user_view),
             token: None,
         }))
     }
@@ -412,11 +521,11 @@ impl Ops<'_> {
                     {
                         metrics::counter!("tachigo_refresh_grace_replays_total").increment(1);
                         let token = held.token.clone();
-                        live.last_seen_at = now;
+                        live.seen(now);
                         return Ok(Rotated {
                             refresh_token: token,
                             session: live.current(),
-                            user: User::from(&self.state.user),
+                            user: User::clone(&self.state.user_view),
                             grace: true,
                         });
                     }
@@ -487,8 +596,9 @@ impl Ops<'_> {
                         live.family = Some(stored);
                         live.held = None;
                     }
+                    self.state.republish_id(s, session_id);
                 }
-                None => self.state.sessions.retain(|l| l.record.id != session_id),
+                None => self.state.drop_sessions(s, |l| l.record.id == session_id),
             }
             return Ok(None);
         }
@@ -502,11 +612,16 @@ impl Ops<'_> {
             token: successor.token.clone(),
             hash: successor.hash,
         });
-        live.last_seen_at = now;
+        live.seen(now);
+        self.state.republish_id(s, session_id);
+        let live = self
+            .state
+            .session_mut(session_id)
+            .expect("the session was found above");
         Ok(Some(Rotated {
             refresh_token: successor.token,
             session: live.current(),
-            user: User::from(&self.state.user),
+            user: User::clone(&self.state.user_view),
             grace,
         }))
     }
@@ -531,7 +646,7 @@ impl Ops<'_> {
         if live.is_expired(now) {
             return Err(EngineError::SessionInvalid);
         }
-        live.last_seen_at = now;
+        live.seen(now);
         let mut renewed = false;
         if live.record.surface == Surface::Web
             && now - live.record.updated_at >= s.options.web_update_age_ms
@@ -543,17 +658,22 @@ impl Ops<'_> {
             s.store.put_session(&record, None).await?;
             live.record = record;
             renewed = true;
+            self.state.republish_id(s, session_id);
         }
+        let live = self
+            .state
+            .session_mut(session_id)
+            .expect("the session was found above");
         Ok(SessionRead {
             session: live.current(),
-            user: User::from(&self.state.user),
+            user: User::clone(&self.state.user_view),
             renewed,
         })
     }
 
     fn list_sessions(self) -> Vec<SessionInfo> {
         let now = self.shared.now();
-        self.state.sessions.retain(|s| !s.is_expired(now));
+        self.state.drop_sessions(self.shared, |s| s.is_expired(now));
         let mut sessions: Vec<SessionInfo> = self
             .state
             .sessions
@@ -601,6 +721,9 @@ impl Ops<'_> {
             .store
             .remove_sessions(&self.state.user.id, &ids, why)
             .await?;
+        for id in &ids {
+            self.shared.views.withdraw(id);
+        }
         self.state.sessions.retain(|s| !ids.contains(&s.record.id));
         metrics::counter!("tachigo_sessions_revoked_total").increment(ids.len() as u64);
         Ok(())
@@ -682,18 +805,18 @@ impl Ops<'_> {
             .iter()
             .any(|a| a.provider == account.provider && a.subject == account.subject)
         {
-            return Ok(User::from(user));
+            return Ok(User::clone(&self.state.user_view));
         }
         let mut updated = user.clone();
         updated.accounts.push(account.clone());
         updated.updated_at = self.shared.now();
         self.shared.store.link_account(&updated, &account).await?;
-        self.state.user = updated;
+        self.state.set_user(self.shared, updated);
         let detail = format!("provider {}", account.provider);
         self.shared
             .audit("account_linked", Some(&self.state.user.id), None, &detail)
             .await;
-        Ok(User::from(&self.state.user))
+        Ok(User::clone(&self.state.user_view))
     }
 
     async fn unlink_account(
@@ -718,12 +841,12 @@ impl Ops<'_> {
             .store
             .unlink_account(&updated, &removed.provider, &removed.subject)
             .await?;
-        self.state.user = updated;
+        self.state.set_user(self.shared, updated);
         let detail = format!("provider {}", removed.provider);
         self.shared
             .audit("account_unlinked", Some(&self.state.user.id), None, &detail)
             .await;
-        Ok(User::from(&self.state.user))
+        Ok(User::clone(&self.state.user_view))
     }
 
     async fn apply_change(self, change: UserChange) -> Result<User, EngineError> {
@@ -803,8 +926,8 @@ impl Ops<'_> {
         change(&mut updated);
         updated.updated_at = self.shared.now();
         self.shared.store.put_user(&updated).await?;
-        self.state.user = updated;
-        Ok(User::from(&self.state.user))
+        self.state.set_user(self.shared, updated);
+        Ok(User::clone(&self.state.user_view))
     }
 }
 
