@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
-use warp::hyper::body::Bytes;
 
 /// Builds the shared client for `concurrency` workers.
 pub fn client(concurrency: u32) -> anyhow::Result<Client> {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::StatusCode;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Filter, Reply};
 
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
 use crate::common::route_table::RouteTable;
+use crate::common::Body;
 use crate::AppState;
 use http::Method;
 

@@ -25,7 +25,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use warp::http::{Response, StatusCode};
-use warp::hyper::Body;
 use warp::Filter;
 
 pub const CLIENT_ID: &str = "tachigo-test-client";
@@ -180,10 +179,14 @@ impl OidcProvider {
             }),
         });
         let (tx, rx) = oneshot::channel::<()>();
-        let (addr, server) =
-            warp::serve(routes(shared.clone())).bind_with_graceful_shutdown(addr, async {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = warp::serve(routes(shared.clone()))
+            .incoming(listener)
+            .graceful(async {
                 let _ = rx.await;
-            });
+            })
+            .run();
         let issuer = format!("http://{addr}");
         shared.issuer.set(issuer.clone()).expect("set once");
         let task = tokio::spawn(server);
@@ -247,23 +250,26 @@ impl Drop for OidcProvider {
     }
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response<Body> {
+fn json_response(status: StatusCode, body: Value) -> warp::reply::Response {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
         .header("cache-control", "no-store")
-        .body(Body::from(body.to_string()))
+        .body(body.to_string().into())
         .unwrap()
 }
 
-fn oauth_error(status: StatusCode, error: &str) -> Response<Body> {
+fn oauth_error(status: StatusCode, error: &str) -> warp::reply::Response {
     json_response(status, json!({ "error": error }))
 }
 
 fn routes(
     shared: Arc<Shared>,
-) -> impl Filter<Extract = (Response<Body>,), Error = warp::Rejection> + Clone + Send + Sync + 'static
-{
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
     let with = move || {
         let shared = shared.clone();
         warp::any().map(move || shared.clone())
@@ -323,7 +329,7 @@ fn routes(
         .unify()
 }
 
-fn authorize(s: Arc<Shared>, q: HashMap<String, String>) -> Response<Body> {
+fn authorize(s: Arc<Shared>, q: HashMap<String, String>) -> warp::reply::Response {
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let redirect_uri = get("redirect_uri");
     let Ok(mut target) = url::Url::parse(&redirect_uri) else {
@@ -368,7 +374,7 @@ fn authorize(s: Arc<Shared>, q: HashMap<String, String>) -> Response<Body> {
     Response::builder()
         .status(StatusCode::FOUND)
         .header("location", target.to_string())
-        .body(Body::empty())
+        .body(Default::default())
         .unwrap()
 }
 
@@ -398,7 +404,7 @@ fn token(
     s: Arc<Shared>,
     authorization: Option<String>,
     form: HashMap<String, String>,
-) -> Response<Body> {
+) -> warp::reply::Response {
     let mut b = s.behaviour.lock().unwrap();
     b.token_requests += 1;
     let (client_id, client_secret) = client_credentials(authorization.as_deref(), &form);
@@ -503,7 +509,7 @@ fn id_token(s: &Shared, issued: &IssuedCode, fault: IdTokenFault, with_profile: 
     }
 }
 
-fn userinfo(s: Arc<Shared>, authorization: Option<String>) -> Response<Body> {
+fn userinfo(s: Arc<Shared>, authorization: Option<String>) -> warp::reply::Response {
     let mut b = s.behaviour.lock().unwrap();
     b.userinfo_requests += 1;
     let user = authorization

@@ -5,9 +5,9 @@
 //! load generator can do with no application work, so every HTTP scenario is
 //! reported as a ratio to the baseline measured in the same run.
 
+use bytes::Bytes;
 use reqwest::{Client, Url};
 use tokio::task::AbortHandle;
-use warp::hyper::body::Bytes;
 use warp::Filter;
 
 use crate::driver::Scenario;
@@ -39,8 +39,9 @@ impl Scenario for Baseline {
                 .header(warp::http::header::CONTENT_TYPE, "application/json")
                 .body(body.clone())
         });
-        let (addr, server) = warp::serve(route).try_bind_ephemeral(([127, 0, 0, 1], 0))?;
-        let server = tokio::spawn(server).abort_handle();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(warp::serve(route).incoming(listener).run()).abort_handle();
         Ok(Baseline {
             client: http::client(options.concurrency)?,
             url: Url::parse(&format!("http://{addr}/baseline"))?,

@@ -37,11 +37,11 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::bail;
+use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use reqwest::{Client, StatusCode, Url};
 use tokio::time::Instant;
-use warp::hyper::body::Bytes;
 
 use crate::driver::Scenario;
 use crate::server_process::{default_server_bin, ServerProcess};

@@ -45,12 +45,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
+use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use warp::hyper::body::Bytes;
 
 use crate::driver::Scenario;
 use crate::oauth_flow::SESSION_COOKIE;

@@ -4,13 +4,12 @@
 use http::{HeaderMap, StatusCode};
 use tachigo_engine::{Engine, EngineError, RevokeScope};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::wire::{AdminUserView, FindQuery, RolesBody};
 use super::ADMIN_ROLE;
 use crate::common::listed_session::ListedSession;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 use crate::dashboard::authenticate_bearer;
 
 const MAX_FIND_LIMIT: usize = 100;

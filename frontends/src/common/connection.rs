@@ -1,20 +1,27 @@
-//! One client connection (HTTP/1.1 or HTTP/2 with prior knowledge), served under
-//! bounds that no client can stretch: the time to send a request head
-//! (`limits.header_read_timeout`, enforced by hyper for HTTP/1.1), the time a
-//! connection may sit with no request in flight (`limits.keep_alive_idle_timeout`,
-//! watched here for both protocols, which also ends a client that opens a
-//! connection and never sends a request line), the size of a request head
-//! (64 KiB) and the streams one HTTP/2 connection may run at once.
+//! One client connection (HTTP/1.1 or HTTP/2 with prior knowledge, told apart
+//! by hyper-util's auto builder), served under bounds that no client can
+//! stretch: the time to send a request head (`limits.header_read_timeout`,
+//! enforced by hyper for HTTP/1.1 heads, and here for the first request of a
+//! connection, since no hyper timeout runs while the auto builder waits for the
+//! first bytes to pick the protocol), the time a connection may sit with no
+//! request in flight (`limits.keep_alive_idle_timeout`, watched here for both
+//! protocols, which also ends a client that opens a connection and never sends
+//! a byte), the size of a request head (64 KiB) and the streams one HTTP/2
+//! connection may run at once. One [`Protocol`] (hyper's settings and timers)
+//! is built per listener and shared by its connections.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::server::conn::Http;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::sync::watch;
+use warp::http::Request;
 
 use super::dispatcher::Dispatcher;
 
@@ -24,6 +31,10 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// How long an idle connection gets to close gracefully before it is dropped.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// hyper's settings for one listener: HTTP/1.1, or HTTP/2 when a connection
+/// opens with its preface. Built once by [`ConnectionLimits::protocol`].
+pub(crate) type Protocol = auto::Builder<TokioExecutor>;
 
 /// The per-listener connection bounds, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +57,8 @@ impl ConnectionLimits {
 /// Requests in flight on one connection and when that last changed.
 struct Activity {
     opened: Instant,
+    /// Whether a request has started on this connection.
+    started: AtomicBool,
     in_flight: AtomicUsize,
     changed_ms: AtomicU64,
 }
@@ -58,6 +71,17 @@ impl Activity {
 
     fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Resolves `wait` after the connection opened if no request has started by
+    /// then; never otherwise. hyper bounds an HTTP/1.1 head from when it starts
+    /// reading it, but the auto builder first reads the bytes that tell the
+    /// protocol under no timeout: this bounds that phase and the first head.
+    async fn no_request_within(&self, wait: Duration) {
+        tokio::time::sleep_until((self.opened + wait).into()).await;
+        if self.started.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Resolves once no request has been in flight for `idle`. While requests
@@ -86,6 +110,7 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn start(activity: &Arc<Activity>) -> InFlight {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.started.store(true, Ordering::Release);
         activity.touch();
         InFlight(activity.clone())
     }
@@ -115,19 +140,31 @@ impl Drop for OpenConnection {
 }
 
 impl ConnectionLimits {
-    fn protocol(&self) -> Http {
-        let mut http = Http::new();
-        http.http1_header_read_timeout(self.header_read_timeout)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .http2_max_header_list_size(MAX_HEAD_BYTES as u32)
-            .http2_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-        http
+    /// hyper's half of the bounds, for every connection of one listener (share
+    /// it: each timer is an allocation).
+    pub(crate) fn protocol(&self) -> Protocol {
+        let mut protocol = auto::Builder::new(TokioExecutor::new());
+        // hyper's header timeout needs a timer: without one it panics on the
+        // first connection.
+        protocol
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES);
+        protocol
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+        protocol
     }
 
-    /// Serves `stream` until the client closes it, it idles past the limit, or,
-    /// once `closing` turns true, it is gracefully shut down.
+    /// Serves `stream` with `protocol` (from [`ConnectionLimits::protocol`])
+    /// until the client closes it, it idles past the limit, or, once `closing`
+    /// turns true, it is gracefully shut down.
     pub(crate) async fn serve(
         self,
+        protocol: Arc<Protocol>,
         dispatcher: Dispatcher,
         stream: tokio::net::TcpStream,
         remote: SocketAddr,
@@ -137,11 +174,12 @@ impl ConnectionLimits {
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity {
             opened: Instant::now(),
+            started: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             changed_ms: AtomicU64::new(0),
         });
         let requests = activity.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |request: Request<Incoming>| {
             let dispatcher = dispatcher.clone();
             let in_flight = InFlight::start(&requests);
             async move {
@@ -150,13 +188,17 @@ impl ConnectionLimits {
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = self.protocol().serve_connection(stream, service);
+        let connection = protocol.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(connection);
         let idle = tokio::select! {
             _ = connection.as_mut() => return,
             _ = closing.wait_for(|c| *c) => false,
             _ = activity.idle_for(self.keep_alive_idle_timeout) => true,
+            // Closed without an answer, as hyper does past its header timeout.
+            _ = activity.no_request_within(self.header_read_timeout) => return,
         };
+        // While the protocol is still being picked this cancels the
+        // connection: it then ends with an error, ignored like every other.
         connection.as_mut().graceful_shutdown();
         if idle {
             metrics::counter!("tachigo_http_connections_idle_closed_total").increment(1);

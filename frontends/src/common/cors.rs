@@ -8,7 +8,8 @@ use std::sync::Arc;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use warp::http::Response;
-use warp::hyper::Body;
+
+use super::Body;
 
 #[derive(Debug, Clone)]
 pub struct CorsPolicy {
@@ -65,7 +66,7 @@ impl CorsPolicy {
     /// The answer to a preflight: 204, with the allowances only for a trusted
     /// origin; `allowed_methods` are those the route table serves on the path.
     pub fn preflight(&self, request_headers: &HeaderMap, allowed_methods: &str) -> Response<Body> {
-        let mut response = Response::new(Body::empty());
+        let mut response = Response::new(Body::default());
         *response.status_mut() = StatusCode::NO_CONTENT;
         let headers = response.headers_mut();
         let origin = request_headers.get(header::ORIGIN);

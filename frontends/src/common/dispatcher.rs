@@ -1,33 +1,31 @@
-//! The dispatcher: one hyper service per listener that picks the contract by
-//! path prefix and wraps every request in what all contracts share: the request
-//! context and its tracing span, every `Cookie` field joined into one, CORS (per
-//! contract), `Cache-Control: no-store`, `x-request-id` on every response, and
-//! request metrics labelled from the contract's route table (never from the
-//! caller's path or method). Its accept loop bounds the open connections; each
-//! connection is served under the timeouts of [`super::connection`].
+//! The dispatcher: one request handler per listener (hyper serves it on every
+//! connection) that picks the contract by path prefix and wraps every request
+//! in what all contracts share: the request context and its tracing span, every
+//! `Cookie` field joined into one, CORS (per contract), `Cache-Control:
+//! no-store`, `x-request-id` on every response, and request metrics labelled
+//! from the contract's route table (never from the caller's path or method).
+//! Its accept loop bounds the open connections; each connection is served
+//! under the timeouts of [`super::connection`], with one hyper protocol
+//! builder shared by all of them.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use http::header::{self, HeaderValue};
-use hyper::service::Service;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tower_service::Service;
 use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{Request, Response};
-use warp::hyper::Body;
 
 use super::connection::ConnectionLimits;
 use super::cookies::join_cookie_fields;
 use super::cors::CorsPolicy;
 use super::route_table::{method_label, RouteTable, UNMATCHED};
-use super::RequestContext;
-
-type Handler = Arc<dyn Fn(Request<Body>) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
+use super::{Body, RequestContext};
 
 /// One contract (or the system endpoints) mounted under a path prefix.
 pub struct Mount {
@@ -47,7 +45,7 @@ struct MountedService {
     prefix: &'static str,
     cors: Option<CorsPolicy>,
     table: RouteTable,
-    handler: Handler,
+    routes: BoxedFilter<(Response<Body>,)>,
 }
 
 /// Routes requests to mounts; cheap to clone.
@@ -55,19 +53,6 @@ struct MountedService {
 pub struct Dispatcher {
     mounts: Arc<Vec<MountedService>>,
     trust_proxy: bool,
-}
-
-fn handler_of(routes: BoxedFilter<(Response<Body>,)>) -> Handler {
-    let service = warp::service(routes);
-    Arc::new(move |request| {
-        let mut service = service.clone();
-        Box::pin(async move {
-            match service.call(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
-        })
-    })
 }
 
 /// The `status` label: the statuses this server answers with, as static text.
@@ -108,7 +93,7 @@ impl Dispatcher {
                 prefix: m.prefix,
                 cors: m.cors,
                 table: m.table,
-                handler: handler_of(m.routes),
+                routes: m.routes,
             })
             .collect();
         mounted.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
@@ -124,8 +109,13 @@ impl Dispatcher {
             .find(|m| path.starts_with(m.prefix) || path == m.prefix.trim_end_matches('/'))
     }
 
-    /// Handles one request from `remote`.
-    pub async fn handle(&self, mut request: Request<Body>, remote: SocketAddr) -> Response<Body> {
+    /// Handles one request from `remote`. Any request body will do: hyper's
+    /// `Incoming` on a connection, a ready-made one in a test.
+    pub async fn handle<B>(&self, mut request: Request<B>, remote: SocketAddr) -> Response<Body>
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let started = Instant::now();
         join_cookie_fields(request.headers_mut());
         let context = RequestContext::from_request(request.headers(), remote, self.trust_proxy);
@@ -151,7 +141,12 @@ impl Dispatcher {
             Some(m) => {
                 let origin = request.headers().get(header::ORIGIN).cloned();
                 request.extensions_mut().insert(context);
-                let mut response = (m.handler)(request).instrument(span.clone()).await;
+                // `warp::service` only wraps the filter: building it clones one Arc.
+                let mut routes = warp::service(m.routes.clone());
+                let mut response = match routes.call(request).instrument(span.clone()).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
                 if let Some(cors) = &m.cors {
                     cors.decorate(origin.as_ref(), response.headers_mut());
                 }
@@ -211,6 +206,7 @@ impl Dispatcher {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        let protocol = Arc::new(limits.protocol());
         Ok(async move {
             let (closing, closing_watch) = watch::channel(false);
             let mut connections = JoinSet::new();
@@ -234,8 +230,11 @@ impl Dispatcher {
                     Ok((stream, remote)) => {
                         let dispatcher = self.clone();
                         let closing = closing_watch.clone();
+                        let protocol = protocol.clone();
                         connections.spawn(async move {
-                            limits.serve(dispatcher, stream, remote, closing).await;
+                            limits
+                                .serve(protocol, dispatcher, stream, remote, closing)
+                                .await;
                             drop(slot);
                         });
                     }

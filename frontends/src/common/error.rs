@@ -9,8 +9,9 @@ use std::convert::Infallible;
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::Rejection;
+
+use super::Body;
 
 /// How a contract spells its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,3 +22,18 @@ pub mod verified_tokens;
 pub use body::{json_body, optional_json_body, MAX_BODY_BYTES};
 pub use error::{ApiError, ErrorStyle};
 pub use request_context::{request_context, RequestContext};
+
+/// Names the body type of an `http::Response`, so that [`Body`] can name warp's.
+#[doc(hidden)]
+pub trait HasBody {
+    type Body;
+}
+
+impl<B> HasBody for http::Response<B> {
+    type Body = B;
+}
+
+/// The body of every response the contracts build: warp 0.4's own body type
+/// (`Body::from` bytes or text, `Body::default()` for an empty one). warp
+/// exports it only as the body of [`warp::reply::Response`], hence the projection.
+pub type Body = <warp::reply::Response as HasBody>::Body;

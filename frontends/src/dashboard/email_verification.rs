@@ -18,14 +18,13 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::access::authenticate;
 use super::lifecycle_errors::{lifecycle_error, token_error};
 use super::wire::{AcceptedReply, UserReply, VerifyEmailBody};
 use super::Dashboard;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 fn count_verification(outcome: &'static str) {
     metrics::counter!("tachigo_dashboard_email_verifications_total", "outcome" => outcome)

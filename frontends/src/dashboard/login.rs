@@ -11,14 +11,13 @@ use std::sync::Arc;
 use http::header::SET_COOKIE;
 use tachigo_engine::{EngineError, NewSession, Surface};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::session_tokens::TOKEN_TYPE;
 use super::wire::{LoginBody, LoginReply};
 use super::Dashboard;
 use crate::common::log_sampling::LogSampler;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 fn count(outcome: &'static str) {
     metrics::counter!("tachigo_dashboard_logins_total", "outcome" => outcome).increment(1);

@@ -13,12 +13,11 @@ use std::sync::Arc;
 use http::header::SET_COOKIE;
 use http::{HeaderMap, StatusCode};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::wire::RefreshBody;
 use super::Dashboard;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 pub async fn handle(
     dashboard: Arc<Dashboard>,

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::access::authenticate;
 use super::wire::{MeReply, SessionView};
 use super::Dashboard;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 pub async fn handle(
     dashboard: Arc<Dashboard>,

@@ -17,14 +17,13 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::access::authenticate;
 use super::lifecycle_errors::lifecycle_error;
 use super::wire::{ChangePasswordBody, UserReply};
 use super::Dashboard;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 fn count(outcome: &'static str) {
     metrics::counter!("tachigo_dashboard_password_changes_total", "outcome" => outcome)

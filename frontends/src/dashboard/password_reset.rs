@@ -23,13 +23,12 @@ use std::sync::Arc;
 
 use tachigo_engine::{normalize_email, EngineError};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::lifecycle_errors::token_error;
 use super::wire::{AcceptedReply, ForgotPasswordBody, ResetPasswordBody, UserReply};
 use super::Dashboard;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 fn count_request(outcome: &'static str) {
     metrics::counter!("tachigo_dashboard_password_reset_requests_total", "outcome" => outcome)

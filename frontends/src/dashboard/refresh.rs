@@ -20,14 +20,13 @@ use http::header::SET_COOKIE;
 use http::HeaderMap;
 use tachigo_engine::EngineError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::refresh_cookie::Source;
 use super::session_tokens::TOKEN_TYPE;
 use super::wire::{RefreshBody, RefreshReply};
 use super::Dashboard;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 fn count(outcome: &'static str) {
     metrics::counter!("tachigo_dashboard_refreshes_total", "outcome" => outcome).increment(1);

@@ -17,12 +17,11 @@ use std::sync::Arc;
 
 use tachigo_engine::{EngineError, NewUser};
 use warp::http::{Response, StatusCode};
-use warp::hyper::Body;
 use warp::{Filter, Rejection, Reply};
 
 use super::wire::{RegisterBody, RegisterReply};
 use super::Dashboard;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 /// Passes only while sign-up is allowed.
 pub fn signup_allowed(

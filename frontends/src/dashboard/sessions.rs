@@ -17,13 +17,12 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use tachigo_engine::RevokeScope;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::access::authenticate;
 use super::wire::SessionItem;
 use super::Dashboard;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 fn no_content() -> Response<Body> {
     warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()

@@ -112,7 +112,7 @@ pub struct AcceptedReply {}
 
 impl AcceptedReply {
     /// The whole 202 response.
-    pub fn response() -> warp::http::Response<warp::hyper::Body> {
+    pub fn response() -> warp::reply::Response {
         use warp::Reply;
         warp::reply::with_status(
             warp::reply::json(&AcceptedReply {}),

@@ -16,7 +16,6 @@ use http::HeaderMap;
 use tachigo_engine::access_token::AUDIENCE_EXTENSION;
 use tachigo_engine::{NewSession, ProviderIdentity, Surface};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::tachigo_token::{TwitchContext, GUEST_ROLE};
@@ -24,7 +23,7 @@ use super::twitch_jwt::TwitchJwtError;
 use super::wire::{LoginBody, LoginReply, UserView};
 use super::Extension;
 use crate::common::bearer::{bearer_token, Bearer};
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 /// The provider name under which Twitch accounts are linked, shared with OAuth.
 pub const TWITCH_PROVIDER: &str = "twitch";

@@ -12,14 +12,13 @@ use http::HeaderMap;
 use tachigo_engine::access_token::AUDIENCE_EXTENSION;
 use tachigo_engine::EngineError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::tachigo_token::TwitchContext;
 use super::wire::{MeReply, SessionView, UserView};
 use super::Extension;
 use crate::common::bearer::{bearer_token, Bearer};
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 fn unauthorized(code: &'static str, message: &'static str) -> ApiError {
     ApiError::unauthorized(code, message).with_header(

@@ -20,14 +20,13 @@ use http::header::SET_COOKIE;
 use http::HeaderMap;
 use tachigo_engine::EngineError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::authorization::{self, LinkTarget, StartRequest};
 use super::session_cookie;
 use super::wire::{AccountJson, LinkSocialBody, RedirectJson, StatusJson, UnlinkAccountBody};
 use super::OAuth;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 pub async fn list(
     oauth: Arc<OAuth>,

@@ -35,13 +35,12 @@ use tachigo_engine::oauth_providers::TakenState;
 use tachigo_engine::PendingAuthorization;
 use tachigo_engine::{EngineError, NewSession, ProviderIdentity, Surface};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::Rejection;
 
 use super::callback_urls::{redirect_to, with_error};
 use super::{session_cookie, state_cookie, OAuth};
 use crate::common::log_sampling::LogSampler;
-use crate::common::RequestContext;
+use crate::common::{Body, RequestContext};
 
 struct Success {
     location: String,

@@ -17,9 +17,8 @@ use http::{HeaderValue, StatusCode};
 use tachigo_engine::config::OAuthConfig;
 use url::Url;
 use warp::http::Response;
-use warp::hyper::Body;
 
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 /// The redirect rules of one server, built once from the configuration.
 #[derive(Debug, Clone)]
@@ -178,7 +177,7 @@ pub(crate) fn with_error(url: &str, code: &str) -> String {
 
 /// A 302 to `location` setting `cookies`, with no body.
 pub(crate) fn redirect_to(location: &str, cookies: Vec<HeaderValue>) -> Response<Body> {
-    let mut response = Response::new(Body::empty());
+    let mut response = Response::new(Body::default());
     // Every location was built by `url::Url`, which never yields bytes a header refuses.
     match HeaderValue::from_str(location) {
         Ok(value) => {

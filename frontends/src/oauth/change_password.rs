@@ -19,13 +19,12 @@ use http::header::SET_COOKIE;
 use http::HeaderMap;
 use tachigo_engine::{EngineError, RevokeScope};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::email_errors::{credential_account_not_found, from_password_policy, invalid_password};
 use super::wire::{ChangePasswordBody, TokenAndUser, UserJson};
 use super::{password_rules, session_cookie, web_session, OAuth};
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 pub async fn handle(
     oauth: Arc<OAuth>,

@@ -24,7 +24,6 @@ use http::header::SET_COOKIE;
 use http::{HeaderMap, StatusCode};
 use tachigo_engine::EngineError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::email_errors::{
@@ -33,7 +32,7 @@ use super::email_errors::{
 use super::session_cookie::{self, Caller};
 use super::wire::{DeleteUserBody, SuccessMessageJson};
 use super::{password_rules, OAuth};
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 /// How recent a session must be to delete a user without a password (Better Auth's `freshAge`).
 const FRESH_SESSION_MS: i64 = 24 * 3600 * 1000;

@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use http::header::SET_COOKIE;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::session_cookie;
 use super::wire::{SessionAndUser, SessionJson, UserJson};
 use super::OAuth;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 pub async fn handle(
     oauth: Arc<OAuth>,

@@ -59,7 +59,6 @@ use serde::de::IgnoredAny;
 use tachigo_engine::oauth_providers::{PendingAuthorizations, Providers};
 use tachigo_engine::Engine;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Filter, Rejection, Reply};
 
 use crate::common::cookies::CookieSettings;
@@ -68,7 +67,7 @@ use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
 use crate::common::rate_limit::{KeyedLimiter, Limit};
 use crate::common::route_table::RouteTable;
-use crate::common::{json_body, optional_json_body, request_context};
+use crate::common::{json_body, optional_json_body, request_context, Body};
 use crate::AppState;
 use http::Method;
 

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use tachigo_engine::{normalize_email, EngineError};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::callback_urls::{redirect_to, with_error};
@@ -36,7 +35,7 @@ use super::email_errors::{
 };
 use super::wire::{RequestPasswordResetBody, ResetPasswordBody, StatusJson, StatusMessageJson};
 use super::{browser_origin, password_rules, OAuth};
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 const REQUESTED: &str = "If this email exists in our system, check your email for the reset link";
 

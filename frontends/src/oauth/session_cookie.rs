@@ -10,11 +10,10 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use tachigo_engine::Session;
 use tachigo_engine::{Engine, EngineError, SessionRead};
 use warp::http::Response;
-use warp::hyper::Body;
 
 use crate::common::cookies::{self, CookieSettings};
 use crate::common::origin_check::require_trusted_origin;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 pub const COOKIE_NAME: &str = "tachigo.session_token";
 const COOKIE_PATH: &str = "/";

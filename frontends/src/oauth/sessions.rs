@@ -23,13 +23,12 @@ use serde::de::IgnoredAny;
 use tachigo_engine::opaque_token::{self, is_session_id};
 use tachigo_engine::RevokeScope;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::session_cookie::{self, Caller};
 use super::wire::{ListedSession, RevokeSessionBody, StatusJson};
 use super::OAuth;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 fn status_reply(oauth: &OAuth, caller: &Caller, ended_own: bool) -> Response<Body> {
     let mut response = warp::reply::json(&StatusJson { status: true }).into_response();

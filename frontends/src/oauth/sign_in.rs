@@ -14,14 +14,13 @@ use std::sync::Arc;
 
 use http::header::SET_COOKIE;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::authorization::{self, StartRequest};
 use super::callback_urls::redirect_to;
 use super::wire::{RedirectJson, SocialSignInBody, SocialSignInQuery};
 use super::OAuth;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 pub async fn post(
     oauth: Arc<OAuth>,

@@ -17,14 +17,13 @@ use http::header::{LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 use tachigo_engine::{normalize_email, EngineError};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::email_errors::{invalid_email, invalid_email_or_password};
 use super::wire::{SignInEmailBody, SignInEmailReply, UserJson};
 use super::{browser_origin, password_rules, web_session, OAuth};
 use crate::common::log_sampling::LogSampler;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 fn count(outcome: &'static str) {
     metrics::counter!("tachigo_oauth_email_sign_ins_total", "outcome" => outcome).increment(1);

@@ -12,12 +12,11 @@ use http::HeaderMap;
 use serde::de::IgnoredAny;
 use tachigo_engine::{EngineError, RevokeScope};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::{session_cookie, state_cookie, OAuth};
 use crate::common::origin_check::require_trusted_origin;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 pub async fn handle(
     oauth: Arc<OAuth>,

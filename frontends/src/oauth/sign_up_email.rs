@@ -19,7 +19,6 @@ use http::header::SET_COOKIE;
 use http::HeaderMap;
 use tachigo_engine::{normalize_email, EngineError, NewUser};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::email_errors::{
@@ -28,7 +27,7 @@ use super::email_errors::{
 };
 use super::wire::{SignUpBody, TokenAndUser, UserJson};
 use super::{browser_origin, password_rules, verification, web_session, OAuth};
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 pub async fn handle(
     oauth: Arc<OAuth>,

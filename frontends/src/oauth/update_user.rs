@@ -15,13 +15,12 @@ use http::HeaderMap;
 use serde_json::{Map, Value};
 use tachigo_engine::EngineError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::email_errors::{email_can_not_be_updated, no_fields_to_update, validation_error};
 use super::wire::StatusJson;
 use super::{session_cookie, OAuth};
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 /// The change a body asks for: `None` unchanged, `Some(None)` cleared.
 #[derive(Debug, PartialEq)]

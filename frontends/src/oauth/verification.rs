@@ -21,7 +21,6 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use tachigo_engine::{normalize_email, EngineError};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::callback_urls::{redirect_to, with_error};
@@ -32,7 +31,7 @@ use super::email_errors::{
 use super::wire::{SendVerificationBody, StatusJson, VerifiedJson};
 use super::{browser_origin, session_cookie, OAuth};
 use crate::common::origin_check::require_trusted_origin;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 /// The verification link for a mailed token; `callback` as the app gave it.
 pub(crate) fn mail_link<'a>(

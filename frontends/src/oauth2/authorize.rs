@@ -14,12 +14,12 @@ use tachigo_engine::clients::Client;
 use tachigo_engine::oauth2_grants::{CodeRequest, GrantError};
 use url::Url;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::Rejection;
 
 use super::form::Form;
 use super::html::error_page;
 use super::OAuth2;
+use crate::common::Body;
 use crate::oauth::session_cookie;
 
 /// The longest authorization request accepted (the whole query string).

@@ -10,14 +10,13 @@ use http::StatusCode;
 use serde::Serialize;
 use tachigo_engine::oauth2_grants::GrantError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::client_auth::authenticate;
 use super::form::Form;
 use super::OAuth2;
 use crate::common::rate_limit::{client_key, retry_after};
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 #[derive(Serialize)]
 struct DeviceAuthorization {

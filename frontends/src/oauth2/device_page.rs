@@ -17,7 +17,6 @@ use http::StatusCode;
 use sha2::{Digest, Sha256};
 use tachigo_engine::oauth2_grants::{normalize_user_code, GrantError};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::Rejection;
 
 use super::authorize::sign_in_url_with_callback;
@@ -25,6 +24,7 @@ use super::form::Form;
 use super::html::{escape, page};
 use super::OAuth2;
 use crate::common::origin_check::require_trusted_origin;
+use crate::common::Body;
 use crate::oauth::callback_urls::redirect_to;
 use crate::oauth::session_cookie::{self, Caller};
 

@@ -5,7 +5,8 @@
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::StatusCode;
 use warp::http::Response;
-use warp::hyper::Body;
+
+use crate::common::Body;
 
 /// `s` safe inside HTML text and double-quoted attributes.
 pub(crate) use tachigo_engine::mail::escape_html as escape;

@@ -11,14 +11,13 @@ use serde_json::json;
 use tachigo_engine::app_session::{client_of, scope_of};
 use tachigo_engine::EngineError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::access_tokens::{self, looks_like_jwt};
 use super::client_auth::authenticate;
 use super::form::Form;
 use super::OAuth2;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 fn inactive() -> Response<Body> {
     warp::reply::json(&json!({"active": false})).into_response()

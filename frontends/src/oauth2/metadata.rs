@@ -8,11 +8,11 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use serde_json::json;
 use warp::filters::BoxedFilter;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Filter, Rejection};
 
 use super::OAuth2;
 use crate::common::error::{recover, ErrorStyle};
+use crate::common::Body;
 
 /// The metadata of the server whose issuer is `issuer`.
 pub(crate) fn document(issuer: &str) -> String {

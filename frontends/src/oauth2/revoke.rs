@@ -8,14 +8,13 @@ use std::sync::Arc;
 use http::header::HeaderMap;
 use tachigo_engine::{EngineError, RevokeScope};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::Rejection;
 
 use super::access_tokens::{self, looks_like_jwt};
 use super::client_auth::authenticate;
 use super::form::Form;
 use super::OAuth2;
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 fn not_yours() -> ApiError {
     ApiError::bad_request(
@@ -26,7 +25,7 @@ fn not_yours() -> ApiError {
 
 fn revoked() -> Response<Body> {
     metrics::counter!("tachigo_oauth2_revocations_total").increment(1);
-    Response::new(Body::empty())
+    Response::new(Body::default())
 }
 
 pub(crate) async fn handle(
@@ -48,7 +47,7 @@ async fn revoke(
     let token = form.require("token")?;
     if looks_like_jwt(token) {
         let Some(access) = access_tokens::verify(oauth2, token) else {
-            return Ok(Response::new(Body::empty()));
+            return Ok(Response::new(Body::default()));
         };
         if access.client.id != client.id {
             return Err(not_yours());
@@ -61,7 +60,7 @@ async fn revoke(
         {
             Ok(_) => Ok(revoked()),
             Err(EngineError::SessionNotFound | EngineError::UserNotFound) => {
-                Ok(Response::new(Body::empty()))
+                Ok(Response::new(Body::default()))
             }
             Err(e) => Err(e.into()),
         };
@@ -72,7 +71,7 @@ async fn revoke(
         .await
     {
         Ok(true) => Ok(revoked()),
-        Ok(false) => Ok(Response::new(Body::empty())),
+        Ok(false) => Ok(Response::new(Body::default())),
         Err(EngineError::InvalidToken) => Err(not_yours()),
         Err(e) => Err(e.into()),
     }

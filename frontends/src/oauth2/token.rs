@@ -13,14 +13,13 @@ use tachigo_engine::clients::Client;
 use tachigo_engine::oauth2_grants::{GrantError, Granted};
 use tachigo_engine::EngineError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::Rejection;
 
 use super::client_auth::authenticate;
 use super::form::Form;
 use super::token_response::{respond, Issue};
 use super::OAuth2;
-use crate::common::{ApiError, RequestContext};
+use crate::common::{ApiError, Body, RequestContext};
 
 pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 

@@ -6,10 +6,10 @@ use serde::Serialize;
 use tachigo_engine::clients::Client;
 use tachigo_engine::{Session, User};
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::Reply;
 
 use super::OAuth2;
+use crate::common::Body;
 
 #[derive(Serialize)]
 struct TokenResponse<'a> {

@@ -10,14 +10,13 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 use tachigo_engine::EngineError;
 use warp::http::Response;
-use warp::hyper::Body;
 use warp::{Rejection, Reply};
 
 use super::access_tokens;
 use super::token_response::has_scope;
 use super::OAuth2;
 use crate::common::bearer::{bearer_token, Bearer};
-use crate::common::ApiError;
+use crate::common::{ApiError, Body};
 
 fn refused(error: &'static str, description: &str) -> Response<Body> {
     let status = if error == "insufficient_scope" {
