@@ -42,6 +42,16 @@ fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 
 /// Starts everything and returns once every listener accepts connections.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    start_on(config, None).await
+}
+
+/// As [`start`], serving the main listener on `main` when given (bound by the
+/// caller, who needed its port for `server.public_url` before the start)
+/// instead of binding `server.listen`.
+pub async fn start_on(
+    config: Config,
+    main: Option<std::net::TcpListener>,
+) -> anyhow::Result<RunningServer> {
     let verdict = deployment::check(&config);
     for warning in &verdict.warnings {
         tracing::warn!("deployment check: {warning}");
@@ -67,8 +77,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let (stop, stopped) = watch::channel(false);
     let mut listeners = Vec::new();
-    let mut serve = |mounts: Vec<Mount>, addr: SocketAddr| -> anyhow::Result<SocketAddr> {
-        let listener = bind(addr)?;
+    let mut serve = |mounts: Vec<Mount>,
+                     addr: SocketAddr,
+                     bound: Option<std::net::TcpListener>|
+     -> anyhow::Result<SocketAddr> {
+        let listener = match bound {
+            Some(listener) => listener,
+            None => bind(addr)?,
+        };
         let local = listener.local_addr()?;
         let mut stopped = stopped.clone();
         let shutdown = async move {
@@ -108,11 +124,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     ];
     for (own_listener, mount, bound) in contracts {
         match own_listener {
-            Some(addr) => *bound = Some(serve(vec![mount, system()], addr)?),
+            Some(addr) => *bound = Some(serve(vec![mount, system()], addr, None)?),
             None => main_mounts.push(mount),
         }
     }
-    addrs.main = serve(main_mounts, config.server.listen)?;
+    addrs.main = serve(main_mounts, config.server.listen, main)?;
     ready.store(true, Ordering::Release);
     tracing::info!(listen = %addrs.main, ?addrs, data_dir = %config.server.data_dir.display(), "tachigo-auth is serving");
     Ok(RunningServer {

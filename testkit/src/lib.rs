@@ -11,10 +11,12 @@
 //! PostgreSQL refuses to run as root, and CI runs as root: then the server runs
 //! as the `postgres` system user that the Debian package creates.
 
+mod ports;
 mod server;
 
 use std::sync::OnceLock;
 
+pub use ports::free_port;
 pub use server::TestPostgres;
 
 /// The environment variable naming an already running server (a superuser URL).

@@ -85,7 +85,7 @@ impl TestPostgres {
         }
         require_password_for_group(&data.join("pg_hba.conf"));
 
-        let port = free_port();
+        let port = crate::free_port();
         let log = dir.join("server.log");
         let exited = Arc::new(AtomicBool::new(false));
         let pid = spawn_server(&bin, run_as, &dir, &data, &sockets, port, &log, &exited);
@@ -248,14 +248,6 @@ fn require_password_for_group(hba: &Path) {
          host all +{PASSWORD_GROUP} ::1/128 scram-sha-256\n"
     );
     fs::write(hba, rule + &trusted).expect("writing pg_hba.conf");
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("finding a free loopback port")
-        .port()
 }
 
 /// Starts `postgres` from a thread that lives as long as the process and waits

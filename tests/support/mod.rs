@@ -24,14 +24,9 @@ pub struct TestServer {
     running: Option<RunningServer>,
 }
 
-/// A port that was free a moment ago (so the public URL is known before start).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// A port that was free a moment ago (so the public URL is known before
+/// start), from below the ephemeral range that outgoing connections use.
+pub use tachigo_testkit::free_port;
 
 /// The configuration tests start from: loopback, plain-http cookies, temp data dir.
 pub fn test_config(dir: &TempDir, port: u16) -> Config {
@@ -53,10 +48,15 @@ impl TestServer {
     /// Starts with the test configuration changed by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(TempDir::new().unwrap());
-        let mut config = test_config(&dir, free_port());
+        // Bound here and handed over, so no other socket can take the port
+        // between choosing it (the public URL names it) and serving on it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut config = test_config(&dir, port);
         use_test_store(&mut config).await;
         adjust(&mut config);
-        let running = server::start(config.clone())
+        let main = (config.server.listen.port() == port).then_some(listener);
+        let running = server::start_on(config.clone(), main)
             .await
             .expect("the server starts");
         TestServer {

@@ -47,16 +47,40 @@ export function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** A port that was free a moment ago (the server's public URL must be known before it starts). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
+const givenPorts = new Set();
+
+/** Whether 127.0.0.1:`port` can be listened on right now. */
+function canListen(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A port that was free a moment ago (the server's public URL must be known
+ * before it starts). It comes from below the kernel's ephemeral range (32768
+ * and up), which port-0 listeners and every outgoing connection draw from, so
+ * none of them can take it before the server binds; never the same twice.
+ */
+export async function freePort() {
+  let end = 32768;
+  try {
+    const start = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+    if (start > 16000) end = start;
+  } catch {
+    // not Linux: keep the default
+  }
+  for (let i = 0; i < 10000; i++) {
+    const port = 15000 + Math.floor(Math.random() * (end - 15000));
+    if (givenPorts.has(port)) continue;
+    if (await canListen(port)) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free loopback port below ${end}`);
 }
 
 const isLoopback = (url) => ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
