@@ -172,3 +172,65 @@ async fn a_body_that_never_arrives_is_answered_408_and_the_connection_closed() {
     assert!(answer.contains("body_timeout"), "{answer}");
     server.stop().await;
 }
+
+/// The head clock runs for every request head, not only a connection's first:
+/// a keep-alive client that trickles its second head is cut at
+/// `header_read_timeout` (long before the idle limit), while one that merely
+/// sits idle between requests keeps its connection until the idle limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_head_is_bounded_and_idle_keep_alive_is_not_a_slow_head() {
+    let mut server = TestServer::start_with(|c| {
+        c.limits.header_read_timeout = ConfigDuration::from_secs(1);
+        c.limits.keep_alive_idle_timeout = ConfigDuration::from_secs(30);
+    })
+    .await;
+    let addr = server.running().addrs.main;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    let mut trickler = TcpStream::connect(addr).await.unwrap();
+    let mut idler = TcpStream::connect(addr).await.unwrap();
+    for s in [&mut trickler, &mut idler] {
+        s.write_all(request).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    }
+
+    let started = Instant::now();
+    trickler
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        for _ in 0..20 {
+            if trickler.write_all(b"X").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    trickle.await;
+    assert!(
+        closed_by_server(&mut trickler, Duration::from_secs(3)).await,
+        "the trickled second head was not cut"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cut only after {:?}",
+        started.elapsed()
+    );
+
+    // Idle for three head timeouts, with no byte sent: still open, and serving.
+    idler.write_all(request).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), idler.read(&mut buf))
+        .await
+        .expect("an answer on the idle connection")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    server.stop().await;
+}

@@ -11,14 +11,17 @@ use futures::StreamExt;
 use support::plain_client;
 use support::process::binary;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_client_errors_writes_a_bounded_log() {
-    let dir = tempfile::TempDir::new().unwrap();
+/// The real binary at RUST_LOG=info with its log in a file: (process, base URL, log path).
+async fn logging_server(
+    dir: &tempfile::TempDir,
+    extra_args: &[&str],
+) -> (std::process::Child, String, std::path::PathBuf) {
     let data = dir.path().join("data");
     let log_path = dir.path().join("server.log");
     let addr_file = dir.path().join("addr");
     let store_env = support::test_store_env().await;
-    let mut child = Command::new(binary())
+    let child = Command::new(binary())
+        .args(extra_args)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(&data)
         .arg("--addr-file")
@@ -39,6 +42,20 @@ async fn a_flood_of_client_errors_writes_a_bounded_log() {
         assert!(Instant::now() < deadline, "the server did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    (child, base, log_path)
+}
+
+fn stop(mut child: std::process::Child) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_client_errors_writes_a_bounded_log() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (child, base, log_path) = logging_server(&dir, &[]).await;
     let lines_at_start = std::fs::read_to_string(&log_path).unwrap().lines().count();
 
     let client = plain_client();
@@ -68,10 +85,7 @@ async fn a_flood_of_client_errors_writes_a_bounded_log() {
             assert!(r.status().is_redirection() || r.status().is_client_error());
         })
         .await;
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    assert!(child.wait().unwrap().success());
+    stop(child);
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     let flood_lines = log.lines().count() - lines_at_start;
@@ -84,4 +98,50 @@ async fn a_flood_of_client_errors_writes_a_bounded_log() {
         log.lines().filter(|l| l.contains("callback")).count() <= 2,
         "{log}"
     );
+}
+
+/// A line a request logs (the body fallback is logged at INFO) names that
+/// request: its id (the caller's, when sane), method, route and contract, in
+/// text and in JSON; lines outside any request carry no request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_a_request_logs_names_the_request() {
+    for json in [false, true] {
+        let dir = tempfile::TempDir::new().unwrap();
+        let args: &[&str] = if json { &["--log-format", "json"] } else { &[] };
+        let (child, base, log_path) = logging_server(&dir, args).await;
+        let r = plain_client()
+            .post(format!("{base}/api/v1/auth/refresh"))
+            .header("x-request-id", "trace-me-0042")
+            .json(&serde_json::json!({"refresh_token": "forged.token"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["x-request-id"], "trace-me-0042");
+        stop(child);
+
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains("transition fallback"))
+            .unwrap_or_else(|| panic!("no body-fallback line:\n{log}"));
+        if json {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(value["request_id"], "trace-me-0042", "{line}");
+            assert_eq!(value["method"], "POST", "{line}");
+            assert_eq!(value["route"], "/api/v1/auth/refresh", "{line}");
+            assert_eq!(value["contract"], "dashboard", "{line}");
+            assert_eq!(value["level"], "INFO", "{line}");
+        } else {
+            assert!(
+                line.contains("request{request_id=trace-me-0042 method=POST route=/api/v1/auth/refresh contract=dashboard}: "),
+                "{line}"
+            );
+        }
+        let serving = log
+            .lines()
+            .find(|l| l.contains("is serving"))
+            .expect("the start-up line");
+        assert!(!serving.contains("request_id"), "{serving}");
+    }
 }

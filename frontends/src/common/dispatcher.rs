@@ -17,14 +17,15 @@ use http::header::{self, HeaderValue};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tower_service::Service;
-use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{Request, Response};
 
 use super::connection::ConnectionLimits;
 use super::cookies::join_cookie_fields;
 use super::cors::CorsPolicy;
-use super::route_table::{method_label, RouteTable, UNMATCHED};
+use super::request_context::{RequestScope, X_REQUEST_ID};
+use super::request_metrics::RequestMetrics;
+use super::route_table::{method_index, RouteTable, METHOD_LABELS, UNMATCHED};
 use super::{Body, RequestContext};
 
 /// One contract (or the system endpoints) mounted under a path prefix.
@@ -43,8 +44,11 @@ pub struct Mount {
 struct MountedService {
     name: &'static str,
     prefix: &'static str,
+    /// `prefix` without its trailing slash: that path is the mount's too.
+    bare_prefix: &'static str,
     cors: Option<CorsPolicy>,
     table: RouteTable,
+    metrics: RequestMetrics,
     routes: BoxedFilter<(Response<Body>,)>,
 }
 
@@ -52,35 +56,9 @@ struct MountedService {
 #[derive(Clone)]
 pub struct Dispatcher {
     mounts: Arc<Vec<MountedService>>,
+    /// The series of requests no mount serves (a listener without a fallback).
+    unmounted: Arc<RequestMetrics>,
     trust_proxy: bool,
-}
-
-/// The `status` label: the statuses this server answers with, as static text.
-fn status_label(status: u16) -> &'static str {
-    match status {
-        200 => "200",
-        201 => "201",
-        204 => "204",
-        302 => "302",
-        304 => "304",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        408 => "408",
-        409 => "409",
-        413 => "413",
-        415 => "415",
-        429 => "429",
-        431 => "431",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        _ if status < 400 => "other_success",
-        _ if status < 500 => "other_client_error",
-        _ => "other_server_error",
-    }
 }
 
 impl Dispatcher {
@@ -91,7 +69,9 @@ impl Dispatcher {
             .map(|m| MountedService {
                 name: m.name,
                 prefix: m.prefix,
+                bare_prefix: m.prefix.trim_end_matches('/'),
                 cors: m.cors,
+                metrics: RequestMetrics::new(m.name, &m.table),
                 table: m.table,
                 routes: m.routes,
             })
@@ -99,6 +79,7 @@ impl Dispatcher {
         mounted.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         Dispatcher {
             mounts: Arc::new(mounted),
+            unmounted: Arc::new(RequestMetrics::new("none", &RouteTable::default())),
             trust_proxy,
         }
     }
@@ -106,7 +87,7 @@ impl Dispatcher {
     fn mount_for(&self, path: &str) -> Option<&MountedService> {
         self.mounts
             .iter()
-            .find(|m| path.starts_with(m.prefix) || path == m.prefix.trim_end_matches('/'))
+            .find(|m| path.starts_with(m.prefix) || path == m.bare_prefix)
     }
 
     /// Handles one request from `remote`. Any request body will do: hyper's
@@ -120,18 +101,25 @@ impl Dispatcher {
         join_cookie_fields(request.headers_mut());
         let context = RequestContext::from_request(request.headers(), remote, self.trust_proxy);
         let request_id = context.request_id.clone();
-        let method = request.method().clone();
+        let method = method_index(request.method());
         let http2 = request.version() == http::Version::HTTP_2;
         let mount = self.mount_for(request.uri().path());
-        let contract = mount.map_or("none", |m| m.name);
-        let route = mount
-            .and_then(|m| m.table.label(&method, request.uri().path()))
-            .unwrap_or(UNMATCHED);
-        let span =
-            tracing::info_span!("request", request_id = %request_id, %method, route, contract);
+        let route = mount.and_then(|m| m.table.route(request.method(), request.uri().path()));
+        let scope = RequestScope {
+            request_id: request_id.clone(),
+            method: METHOD_LABELS[method],
+            route: match (mount, route) {
+                (Some(m), Some(route)) => m.table.template(route),
+                _ => UNMATCHED,
+            },
+            contract: mount.map_or("none", |m| m.name),
+        };
 
         let mut response = match mount {
-            Some(m) if m.cors.is_some() && CorsPolicy::is_preflight(&method, request.headers()) => {
+            Some(m)
+                if m.cors.is_some()
+                    && CorsPolicy::is_preflight(request.method(), request.headers()) =>
+            {
                 let allowed_methods = m.table.allowed_methods(request.uri().path());
                 m.cors
                     .as_ref()
@@ -143,7 +131,7 @@ impl Dispatcher {
                 request.extensions_mut().insert(context);
                 // `warp::service` only wraps the filter: building it clones one Arc.
                 let mut routes = warp::service(m.routes.clone());
-                let mut response = match routes.call(request).instrument(span.clone()).await {
+                let mut response = match scope.clone().run(routes.call(request)).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
@@ -165,26 +153,24 @@ impl Dispatcher {
         headers
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            headers.insert("x-request-id", v);
-        }
+        headers.insert(X_REQUEST_ID.clone(), request_id.header_value());
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        let method = method_label(&method);
-        let status_label = status_label(status);
-        metrics::counter!("tachigo_http_requests_total",
-            "contract" => contract, "method" => method, "route" => route, "status" => status_label)
-        .increment(1);
-        metrics::histogram!("tachigo_http_request_duration_seconds",
-            "contract" => contract, "method" => method, "route" => route)
-        .record(elapsed.as_secs_f64());
-        span.in_scope(|| {
-            tracing::debug!(
-                status,
-                elapsed_us = elapsed.as_micros() as u64,
-                "request finished"
-            )
-        });
+        match mount {
+            Some(m) => m.metrics.record(route, method, status, elapsed),
+            None => self.unmounted.record(None, method, status, elapsed),
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            scope
+                .run(async {
+                    tracing::debug!(
+                        status,
+                        elapsed_us = elapsed.as_micros() as u64,
+                        "request finished"
+                    )
+                })
+                .await;
+        }
         response
     }
 
@@ -261,17 +247,5 @@ impl Dispatcher {
                 while connections.join_next().await.is_some() {}
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::status_label;
-
-    #[test]
-    fn status_labels_are_a_fixed_set() {
-        assert_eq!(status_label(200), "200");
-        assert_eq!(status_label(418), "other_client_error");
-        assert_eq!(status_label(599), "other_server_error");
     }
 }

@@ -15,13 +15,14 @@ pub mod log_sampling;
 pub mod origin_check;
 pub mod rate_limit;
 pub mod request_context;
+pub mod request_metrics;
 pub mod route_table;
 pub mod timestamps;
 pub mod verified_tokens;
 
 pub use body::{json_body, optional_json_body, MAX_BODY_BYTES};
 pub use error::{ApiError, ErrorStyle};
-pub use request_context::{request_context, RequestContext};
+pub use request_context::{request_context, RequestContext, RequestId, RequestScope};
 
 /// Names the body type of an `http::Response`, so that [`Body`] can name warp's.
 #[doc(hidden)]

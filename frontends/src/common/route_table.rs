@@ -26,21 +26,35 @@ pub struct RouteTable {
     routes: Vec<Route>,
 }
 
+/// The most segments a template may have (a longer path matches nothing).
+const MAX_SEGMENTS: usize = 16;
+
 /// The `route` label of a request that matches no template.
 pub const UNMATCHED: &str = "unmatched";
 
-/// The methods requests are labelled with; anything else is `other`.
-pub fn method_label(method: &Method) -> &'static str {
+/// The methods requests are labelled with, by [`method_index`]; anything
+/// else is `other`.
+pub const METHOD_LABELS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "other",
+];
+
+/// The position of `method`'s label in [`METHOD_LABELS`].
+pub fn method_index(method: &Method) -> usize {
     match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
     }
+}
+
+/// The `method` label of `method`.
+pub fn method_label(method: &Method) -> &'static str {
+    METHOD_LABELS[method_index(method)]
 }
 
 fn is_placeholder(segment: &str) -> bool {
@@ -56,6 +70,10 @@ impl RouteTable {
             .iter()
             .map(|(method, template)| {
                 assert!(template.starts_with('/'), "route templates are absolute");
+                assert!(
+                    template[1..].split('/').count() <= MAX_SEGMENTS,
+                    "route templates have at most {MAX_SEGMENTS} segments"
+                );
                 Route {
                     method: method.clone(),
                     template,
@@ -69,37 +87,69 @@ impl RouteTable {
         RouteTable { routes }
     }
 
-    /// The routes serving `path`; one trailing slash is ignored, as the
-    /// contracts' filters ignore it.
-    fn matching<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
+    /// The routes serving `path`, with their row numbers; one trailing slash
+    /// is ignored, as the contracts' filters ignore it. The path is split once.
+    fn matching<'a>(&'a self, path: &'a str) -> impl Iterator<Item = (usize, &'a Route)> + 'a {
         let path = path.strip_prefix('/').unwrap_or(path);
         let path = path.strip_suffix('/').unwrap_or(path);
-        self.routes.iter().filter(move |route| {
-            let mut parts = path.split('/');
-            route.segments.iter().all(|expected| match parts.next() {
-                Some(part) => expected.is_none_or(|literal| literal == part) && !part.is_empty(),
-                None => false,
-            }) && parts.next().is_none()
+        let mut parts = [""; MAX_SEGMENTS];
+        let mut count = 0;
+        for part in path.split('/') {
+            if count == MAX_SEGMENTS {
+                // Longer than any template: it matches none.
+                count = usize::MAX;
+                break;
+            }
+            parts[count] = part;
+            count += 1;
+        }
+        self.routes.iter().enumerate().filter(move |(_, route)| {
+            route.segments.len() == count
+                && route.segments.iter().zip(&parts).all(|(expected, part)| {
+                    !part.is_empty() && expected.is_none_or(|literal| literal == *part)
+                })
         })
     }
 
-    /// The template serving `method` on `path`; failing that, the first
-    /// template matching `path` under another method (a 405); else `None`.
-    pub fn label(&self, method: &Method, path: &str) -> Option<&'static str> {
+    /// The row serving `method` on `path`; failing that, the first row
+    /// matching `path` under another method (a 405); else `None`.
+    pub fn route(&self, method: &Method, path: &str) -> Option<usize> {
         let mut first = None;
-        for route in self.matching(path) {
+        for (index, route) in self.matching(path) {
             if route.method == *method {
-                return Some(route.template);
+                return Some(index);
             }
-            first.get_or_insert(route.template);
+            first.get_or_insert(index);
         }
         first
+    }
+
+    /// The template of [`RouteTable::route`].
+    pub fn label(&self, method: &Method, path: &str) -> Option<&'static str> {
+        self.route(method, path).map(|i| self.routes[i].template)
+    }
+
+    /// The template of row `index`.
+    pub fn template(&self, index: usize) -> &'static str {
+        self.routes[index].template
+    }
+
+    /// How many rows the table has.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
     }
 
     /// The methods served on `path` (every method of the table when no template
     /// matches), plus `OPTIONS`, as a CORS `Access-Control-Allow-Methods` value.
     pub fn allowed_methods(&self, path: &str) -> String {
-        let mut methods: Vec<&str> = self.matching(path).map(|r| r.method.as_str()).collect();
+        let mut methods: Vec<&str> = self
+            .matching(path)
+            .map(|(_, r)| r.method.as_str())
+            .collect();
         if methods.is_empty() {
             methods = self.routes.iter().map(|r| r.method.as_str()).collect();
         }
@@ -166,6 +216,11 @@ mod tests {
             Some("/api/auth/callback/{provider}")
         );
         assert_eq!(t.label(&Method::GET, "/api/auth/callback/a/b"), None);
+        assert_eq!(t.label(&Method::GET, &"/x".repeat(40)), None);
+        assert_eq!(
+            t.route(&Method::DELETE, "/api/v1/auth/sessions/s1"),
+            Some(1)
+        );
         assert_eq!(t.label(&Method::GET, "/api/auth/callback/"), None);
         assert_eq!(t.label(&Method::GET, "/nowhere"), None);
     }

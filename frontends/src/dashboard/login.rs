@@ -62,7 +62,7 @@ async fn login(
             &user.id,
             NewSession {
                 surface: Surface::Dashboard,
-                user_agent: context.user_agent.clone(),
+                user_agent: context.user_agent(),
                 ip: Some(context.client_ip.to_string()),
                 context: None,
             },

@@ -98,7 +98,7 @@ impl Dashboard {
         if let Some(skipped) = FALLBACK_LOG.admit() {
             tracing::info!(
                 endpoint,
-                user_agent = context.user_agent.as_deref().unwrap_or("-"),
+                user_agent = context.user_agent().as_deref().unwrap_or("-"),
                 client_ip = %context.client_ip,
                 uses_not_logged = skipped,
                 "refresh token sent in the request body (transition fallback)"

@@ -132,7 +132,7 @@ async fn login(
             &user_id,
             NewSession {
                 surface: Surface::Extension,
-                user_agent: context.user_agent.clone(),
+                user_agent: context.user_agent(),
                 ip: Some(context.client_ip.to_string()),
                 context: Some(twitch.session_context()),
             },

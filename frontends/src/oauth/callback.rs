@@ -254,7 +254,7 @@ async fn sign_in(
             &user.id,
             NewSession {
                 surface: Surface::Web,
-                user_agent: context.user_agent.clone(),
+                user_agent: context.user_agent(),
                 ip: Some(context.client_ip.to_string()),
                 context: Some(identity.provider.clone()),
             },

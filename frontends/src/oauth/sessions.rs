@@ -72,7 +72,7 @@ fn target_session_id(body: &RevokeSessionBody) -> Option<String> {
     if is_session_id(token) {
         return Some(token.to_string());
     }
-    opaque_token::parse(token).map(|parsed| parsed.session_id)
+    opaque_token::parse(token).map(|parsed| parsed.session_id.to_string())
 }
 
 pub async fn revoke_one(

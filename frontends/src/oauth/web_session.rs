@@ -36,7 +36,7 @@ pub(crate) async fn start(
             user_id,
             NewSession {
                 surface: Surface::Web,
-                user_agent: context.user_agent.clone(),
+                user_agent: context.user_agent(),
                 ip: Some(context.client_ip.to_string()),
                 context: Some(if remember {
                     CREDENTIAL_PROVIDER.to_string()

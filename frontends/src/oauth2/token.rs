@@ -93,7 +93,7 @@ async fn token(
         client_id: client.id.clone(),
         scope: String::new(),
         refresh_idle_ttl_ms: client.refresh_idle_ttl_ms,
-        user_agent: context.user_agent.clone(),
+        user_agent: context.user_agent(),
         ip: Some(context.client_ip.to_string()),
     };
     match grant_type {
