@@ -78,7 +78,7 @@ impl Engine {
     ) -> Result<Rotated, EngineError> {
         let parsed = opaque_token::parse(token).ok_or(EngineError::InvalidRefreshToken)?;
         let user_id = self
-            .owner_of(&parsed.session_id)
+            .owner_of(parsed.session_id)
             .await?
             .ok_or(EngineError::InvalidRefreshToken)?;
         let holder = RefreshHolder::App {
@@ -87,7 +87,7 @@ impl Engine {
         };
         let rotated = self
             .call(&user_id, |reply| UserMsg::Rotate {
-                session_id: parsed.session_id.clone(),
+                session_id: parsed.session_id.to_string(),
                 presented: parsed.hash,
                 holder: holder.clone(),
                 reply,
@@ -110,7 +110,7 @@ impl Engine {
         let Some(parsed) = opaque_token::parse(token) else {
             return Ok(false);
         };
-        let Some(user_id) = self.owner_of(&parsed.session_id).await? else {
+        let Some(user_id) = self.owner_of(parsed.session_id).await? else {
             return Ok(false);
         };
         let holder = RefreshHolder::App {
@@ -119,7 +119,7 @@ impl Engine {
         };
         let ended = self
             .call(&user_id, |reply| UserMsg::Logout {
-                session_id: parsed.session_id.clone(),
+                session_id: parsed.session_id.to_string(),
                 presented: parsed.hash,
                 holder: holder.clone(),
                 reply,
@@ -140,13 +140,13 @@ impl Engine {
         let Some(parsed) = opaque_token::parse(token) else {
             return Ok(None);
         };
-        let Some(user_id) = self.owner_of(&parsed.session_id).await? else {
+        let Some(user_id) = self.owner_of(parsed.session_id).await? else {
             return Ok(None);
         };
         let holder = RefreshHolder::AnyApp;
         let inspected = self
             .call(&user_id, |reply| UserMsg::InspectRefresh {
-                session_id: parsed.session_id.clone(),
+                session_id: parsed.session_id.to_string(),
                 presented: parsed.hash,
                 holder: holder.clone(),
                 reply,

@@ -675,11 +675,11 @@ impl Engine {
     pub async fn rotate_refresh_token(&self, token: &str) -> Result<Rotated, EngineError> {
         let parsed = opaque_token::parse(token).ok_or(EngineError::InvalidRefreshToken)?;
         let user_id = self
-            .owner_of(&parsed.session_id)
+            .owner_of(parsed.session_id)
             .await?
             .ok_or(EngineError::InvalidRefreshToken)?;
         self.call(&user_id, |reply| UserMsg::Rotate {
-            session_id: parsed.session_id.clone(),
+            session_id: parsed.session_id.to_string(),
             presented: parsed.hash,
             holder: RefreshHolder::Dashboard,
             reply,
@@ -692,12 +692,12 @@ impl Engine {
         let Some(parsed) = opaque_token::parse(token) else {
             return Ok(false);
         };
-        let Some(user_id) = self.owner_of(&parsed.session_id).await? else {
+        let Some(user_id) = self.owner_of(parsed.session_id).await? else {
             return Ok(false);
         };
         let ended = self
             .call(&user_id, |reply| UserMsg::Logout {
-                session_id: parsed.session_id.clone(),
+                session_id: parsed.session_id.to_string(),
                 presented: parsed.hash,
                 holder: RefreshHolder::Dashboard,
                 reply,
@@ -714,7 +714,7 @@ impl Engine {
     pub async fn session_by_token(&self, token: &str) -> Result<SessionRead, EngineError> {
         let parsed = opaque_token::parse(token).ok_or(EngineError::SessionInvalid)?;
         if let Some((session, user)) = self.shared.views.read(
-            &parsed.session_id,
+            parsed.session_id,
             Presented::Cookie(&parsed.hash),
             self.now(),
         ) {
@@ -725,12 +725,12 @@ impl Engine {
             });
         }
         let user_id = self
-            .owner_of(&parsed.session_id)
+            .owner_of(parsed.session_id)
             .await?
             .ok_or(EngineError::SessionInvalid)?;
         let read = self
             .call(&user_id, |reply| UserMsg::ReadSession {
-                session_id: parsed.session_id.clone(),
+                session_id: parsed.session_id.to_string(),
                 token: Some(parsed.hash),
                 reply,
             })
@@ -740,6 +740,38 @@ impl Engine {
             Err(EngineError::UserNotFound) => Err(EngineError::SessionInvalid),
             other => other?,
         }
+    }
+
+    /// As [`Engine::session_by_token`], answered with `render`'s bytes for the
+    /// session and its user. A read served from the session's published view
+    /// renders once per state of the session (the view keeps the bytes), so an
+    /// unchanged session costs no serialisation; `renewed` is the session when
+    /// the read slid its expiry (its cookie must be set again).
+    pub async fn session_by_token_rendered<F>(
+        &self,
+        token: &str,
+        render: F,
+    ) -> Result<Rendered, EngineError>
+    where
+        F: Fn(&Session, &User) -> bytes::Bytes + 'static,
+    {
+        let parsed = opaque_token::parse(token).ok_or(EngineError::SessionInvalid)?;
+        if let Some(body) = self.shared.views.read_rendered(
+            parsed.session_id,
+            Presented::Cookie(&parsed.hash),
+            self.now(),
+            &render,
+        ) {
+            return Ok(Rendered {
+                body,
+                renewed: None,
+            });
+        }
+        let read = self.session_by_token(token).await?;
+        Ok(Rendered {
+            body: render(&read.session, &read.user),
+            renewed: read.renewed.then_some(read.session),
+        })
     }
 
     /// Checks that a session named by a verified access token is still live.

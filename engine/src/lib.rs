@@ -32,7 +32,7 @@ pub use email_flows::{check_profile, MailLink};
 pub use engine::{normalize_email, valid_role, Engine, EngineOptions, NewUser, ProviderIdentity};
 pub use error::EngineError;
 pub use messages::{
-    AppClient, CreatedSession, NewSession, RevokeScope, Rotated, SessionInfo, SessionRead,
+    AppClient, CreatedSession, NewSession, Rendered, RevokeScope, Rotated, SessionInfo, SessionRead,
 };
 pub use model::{
     AuditEntry, LinkedAccount, PendingAuthorization, RefreshFamily, Revocation, Session, Surface,

@@ -47,6 +47,15 @@ pub struct SessionRead {
     pub renewed: bool,
 }
 
+/// A session read answered with its rendering
+/// ([`Engine::session_by_token_rendered`](crate::Engine::session_by_token_rendered)).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub body: bytes::Bytes,
+    /// The session, when the read slid its expiry.
+    pub renewed: Option<Session>,
+}
+
 /// A session as listed to its user or an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {

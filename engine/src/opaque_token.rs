@@ -23,8 +23,8 @@ pub struct MintedToken {
 
 /// A token taken apart; the hash is computed over the decoded secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedToken {
-    pub session_id: String,
+pub struct ParsedToken<'a> {
+    pub session_id: &'a str,
     pub hash: TokenHash,
 }
 
@@ -43,7 +43,7 @@ pub fn mint(session_id: &str) -> MintedToken {
 }
 
 /// Parses a presented token; `None` for anything that is not exactly our format.
-pub fn parse(token: &str) -> Option<ParsedToken> {
+pub fn parse(token: &str) -> Option<ParsedToken<'_>> {
     if token.len() > MAX_TOKEN_LEN {
         return None;
     }
@@ -51,13 +51,15 @@ pub fn parse(token: &str) -> Option<ParsedToken> {
     if !is_session_id(session_id) {
         return None;
     }
-    let secret = URL_SAFE_NO_PAD.decode(secret).ok()?;
-    if secret.len() != SECRET_LEN {
+    // Room for more than a secret, so a longer one is seen (and refused), not cut.
+    let mut decoded = [0u8; SECRET_LEN + 3];
+    let len = URL_SAFE_NO_PAD.decode_slice(secret, &mut decoded).ok()?;
+    if len != SECRET_LEN {
         return None;
     }
     Some(ParsedToken {
-        session_id: session_id.to_string(),
-        hash: hash_secret(&secret),
+        session_id,
+        hash: hash_secret(&decoded[..SECRET_LEN]),
     })
 }
 

@@ -11,16 +11,24 @@
 //! cannot answer alone (no view, an expired one, a web session whose sliding
 //! expiry is due) goes to the actor as before.
 //!
+//! A view also keeps one rendering of itself (the bytes of a reply that shows
+//! the session and its user, made by the first renderer that asks), so
+//! repeated reads of an unchanged session cost no serialisation: a change
+//! publishes a new view, and with it a new rendering.
+//!
 //! Views exist only for sessions of live actors (an actor withdraws its own when
 //! it passivates), so they are bounded by `engine.max_live_actors` like the
 //! actors themselves. Each view is tagged with the activation that published
 //! it: a passivating actor withdraws only its own, never those a newer
 //! activation of the same user has already published.
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use bytes::Bytes;
 
 use tachigo_storage::TokenHash;
 
@@ -44,6 +52,8 @@ pub(crate) struct SessionView {
     last_seen_at: AtomicI64,
     /// The activation that published this view.
     activation: u64,
+    /// The first rendering asked for, with the renderer's type.
+    rendered: OnceLock<(TypeId, Bytes)>,
 }
 
 /// What a reader presents.
@@ -68,9 +78,9 @@ impl SessionView {
         self.activation
     }
 
-    /// The session and its user when the view alone can answer for `presented`
-    /// at `now`; `None` sends the read to the actor.
-    fn answer(&self, presented: &Presented<'_>, now: UnixMillis) -> Option<(Session, User)> {
+    /// Whether the view alone can answer for `presented` at `now` (and, if
+    /// so, the session counts as seen); `false` sends the read to the actor.
+    fn answers(&self, presented: &Presented<'_>, now: UnixMillis) -> bool {
         let matches = match presented {
             Presented::Cookie(hash) => self
                 .token_hash
@@ -79,10 +89,25 @@ impl SessionView {
             Presented::User(user_id) => self.session.user_id == *user_id,
         };
         if !matches || now >= self.valid_until || self.renew_at.is_some_and(|at| now >= at) {
-            return None;
+            return false;
         }
         self.seen(now);
-        Some((self.session.clone(), User::clone(&self.user)))
+        true
+    }
+
+    /// `render`'s bytes for this view: made once, by the first renderer type
+    /// that asks; another type renders anew each time.
+    fn rendered<F: Fn(&Session, &User) -> Bytes + 'static>(&self, render: &F) -> Bytes {
+        let kind = TypeId::of::<F>();
+        match self.rendered.get() {
+            Some((k, bytes)) if *k == kind => bytes.clone(),
+            Some(_) => render(&self.session, &self.user),
+            None => self
+                .rendered
+                .get_or_init(|| (kind, render(&self.session, &self.user)))
+                .1
+                .clone(),
+        }
     }
 }
 
@@ -104,6 +129,23 @@ impl SessionViews {
         &self.shards[self.hasher.hash_one(session_id) as usize % SHARDS]
     }
 
+    /// The published view of `session_id` if it can answer for `presented`
+    /// at `now` alone; `None` sends the read to the actor.
+    fn answering(
+        &self,
+        session_id: &str,
+        presented: Presented<'_>,
+        now: UnixMillis,
+    ) -> Option<Arc<SessionView>> {
+        let view = self
+            .shard(session_id)
+            .read()
+            .expect("session views lock")
+            .get(session_id)
+            .cloned()?;
+        view.answers(&presented, now).then_some(view)
+    }
+
     /// Answers a read from the published view, or `None` (ask the actor).
     pub(crate) fn read(
         &self,
@@ -111,13 +153,19 @@ impl SessionViews {
         presented: Presented<'_>,
         now: UnixMillis,
     ) -> Option<(Session, User)> {
-        let view = self
-            .shard(session_id)
-            .read()
-            .expect("session views lock")
-            .get(session_id)
-            .cloned()?;
-        view.answer(&presented, now)
+        let view = self.answering(session_id, presented, now)?;
+        Some((view.session.clone(), User::clone(&view.user)))
+    }
+
+    /// As [`SessionViews::read`], answered with the view's rendering by `render`.
+    pub(crate) fn read_rendered<F: Fn(&Session, &User) -> Bytes + 'static>(
+        &self,
+        session_id: &str,
+        presented: Presented<'_>,
+        now: UnixMillis,
+        render: &F,
+    ) -> Option<Bytes> {
+        Some(self.answering(session_id, presented, now)?.rendered(render))
     }
 
     /// Publishes (or replaces) the view of a session.
@@ -180,6 +228,7 @@ impl ViewOf<'_> {
             valid_until: self.valid_until,
             last_seen_at: AtomicI64::new(self.last_seen_at),
             activation: self.activation,
+            rendered: OnceLock::new(),
         })
     }
 }
@@ -246,6 +295,43 @@ mod tests {
         assert!(views.read("s1", Presented::Cookie(&hash), 2_000).is_none());
         assert!(views.read("s1", Presented::User("u1"), 9_999).is_some());
         assert!(views.read("s1", Presented::User("u1"), 10_000).is_none());
+    }
+
+    #[test]
+    fn a_view_renders_once_per_renderer_and_a_new_view_anew() {
+        let views = SessionViews::new();
+        fn other(_: &Session, _: &User) -> Bytes {
+            Bytes::from_static(b"other")
+        }
+        views.publish(view(Surface::Dashboard, 1, None));
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        fn counted(s: &Session, _: &User) -> Bytes {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+            Bytes::from(s.id.clone())
+        }
+        for _ in 0..3 {
+            let bytes = views
+                .read_rendered("s1", Presented::User("u1"), 2_000, &counted)
+                .unwrap();
+            assert_eq!(&bytes[..], b"s1");
+        }
+        assert_eq!(CALLS.load(Ordering::Relaxed), 1);
+        // Another renderer is never handed the first one's bytes.
+        let bytes = views
+            .read_rendered("s1", Presented::User("u1"), 2_000, &other)
+            .unwrap();
+        assert_eq!(&bytes[..], b"other");
+        // A changed session is a new view: rendered again.
+        views.publish(view(Surface::Dashboard, 1, None));
+        views
+            .read_rendered("s1", Presented::User("u1"), 2_000, &counted)
+            .unwrap();
+        assert_eq!(CALLS.load(Ordering::Relaxed), 2);
+        // Nothing to answer: no rendering.
+        assert!(views
+            .read_rendered("s1", Presented::User("u2"), 2_000, &counted)
+            .is_none());
+        assert_eq!(CALLS.load(Ordering::Relaxed), 2);
     }
 
     #[test]

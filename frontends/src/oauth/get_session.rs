@@ -4,44 +4,67 @@
 //! "include"`) and server-side callers forwarding the `Cookie` header with no
 //! `Origin` get the same answer: it is a read, so no origin check applies.
 //!
-//! The hot path: one index lookup and one message to the user's actor, no disk
-//! write unless the read slid the expiry (older than `oauth.update_age`), in
-//! which case the cookie is re-set with the new lifetime.
+//! The hot path: the session's published view in the engine answers without a
+//! message to the user's actor, and keeps this endpoint's JSON for the
+//! session's current state, so an unchanged session is not serialised again.
+//! Nothing is written unless the read slid the expiry (older than
+//! `oauth.update_age`), in which case the cookie is re-set with the new lifetime.
 
 use std::sync::Arc;
 
-use http::header::SET_COOKIE;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, SET_COOKIE};
+use tachigo_engine::{EngineError, Session, User};
 use warp::http::Response;
-use warp::{Rejection, Reply};
+use warp::Rejection;
 
 use super::session_cookie;
 use super::wire::{SessionAndUser, SessionJson, UserJson};
 use super::OAuth;
 use crate::common::{ApiError, Body};
 
+/// The body for a live session.
+fn render(session: &Session, user: &User) -> Bytes {
+    let body = SessionAndUser {
+        session: SessionJson::from_record(session),
+        user: UserJson::from_record(user),
+    };
+    Bytes::from(serde_json::to_vec(&body).expect("the session serialises"))
+}
+
+fn json(body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 pub async fn handle(
     oauth: Arc<OAuth>,
     cookie_header: Option<String>,
 ) -> Result<Response<Body>, Rejection> {
-    let token = session_cookie::token(cookie_header.as_deref());
-    let presented = token.is_some();
-    let caller = session_cookie::lookup(&oauth.engine, token)
-        .await
-        .map_err(ApiError::reject)?;
-    let Some(caller) = caller else {
-        let mut response = warp::reply::json(&serde_json::Value::Null).into_response();
-        if presented {
+    let Some(token) = session_cookie::token(cookie_header.as_deref()) else {
+        return Ok(json(Bytes::from_static(b"null")));
+    };
+    match oauth.engine.session_by_token_rendered(&token, render).await {
+        Ok(rendered) => {
+            let mut response = json(rendered.body);
+            if let Some(session) = rendered.renewed {
+                response.headers_mut().append(
+                    SET_COOKIE,
+                    session_cookie::set(&oauth.cookies, &token, &session),
+                );
+            }
+            Ok(response)
+        }
+        Err(EngineError::SessionInvalid) => {
+            let mut response = json(Bytes::from_static(b"null"));
             response
                 .headers_mut()
                 .append(SET_COOKIE, session_cookie::clear(&oauth.cookies));
+            Ok(response)
         }
-        return Ok(response);
-    };
-    let body = SessionAndUser {
-        session: SessionJson::from_record(&caller.read.session),
-        user: UserJson::from_record(&caller.read.user),
-    };
-    let mut response = warp::reply::json(&body).into_response();
-    caller.refresh_cookie(&oauth.cookies, &mut response);
-    Ok(response)
+        Err(other) => Err(ApiError::from(other).reject()),
+    }
 }
