@@ -4,12 +4,15 @@
 //! preceded by the baseline scenario in the same process, so its throughput can
 //! be reported as a ratio to the baseline) and prints the report. Adding a
 //! scenario means one file in `scenarios/`, one `ScenarioName` variant and one
-//! match arm in `run_scenario`. `refresh-pair` is the one mode that runs two
-//! scenarios (`refresh_pair.rs`).
+//! match arm in `run_scenario`. `refresh-pair` runs two scenarios side by side
+//! (`refresh_pair.rs`); `ceiling` drives the server with the external `wrk`
+//! (`ceiling.rs`).
 
+mod ceiling;
 mod driver;
 mod http;
 mod oauth_flow;
+mod raw_http;
 mod refresh_pair;
 mod report;
 mod scenarios;
@@ -45,7 +48,7 @@ struct Cli {
     /// scenario's throughput as a ratio to the baseline's.
     #[arg(long)]
     with_baseline: bool,
-    /// `refresh-pair` only: run the pair this many times, swapping the order each round.
+    /// `refresh-pair` and `ceiling` only: how many rounds (the pair swaps its order every round).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
     /// Print one JSON object per report (one line each) instead of a table.
@@ -83,6 +86,11 @@ enum ScenarioName {
     TokenRefresh,
     /// `dashboard-refresh` and `token-refresh` side by side, identical settings, each with its own baseline.
     RefreshPair,
+    /// `wrk` against /healthz and get-session (none, live) beside a bare warp endpoint in its own process.
+    Ceiling,
+    /// The bare warp endpoint alone, until killed (used by `ceiling`).
+    #[value(hide = true)]
+    ServeBaseline,
 }
 
 /// Settings shared by every scenario; passed to `Scenario::setup` and the driver.
@@ -107,6 +115,17 @@ pub struct Options {
     /// The store behind the engine and the spawned server (not used with --url).
     #[arg(long, value_enum, default_value = "sled")]
     pub store: store_choice::StoreKind,
+    /// The HTTP client of the measured loop: `reqwest` (every scenario) or `raw`
+    /// (`raw_http.rs`, a lean keep-alive HTTP/1.1 client: `baseline` and the
+    /// dashboard scenarios), which leaves the shared CPUs to the server.
+    #[arg(long, value_enum, default_value = "reqwest")]
+    pub client: ClientKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientKind {
+    Reqwest,
+    Raw,
 }
 
 impl Options {
@@ -131,7 +150,9 @@ async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<R
         ScenarioName::Readyz => driver::run::<Readyz>(options).await,
         ScenarioName::ForgotPassword => driver::run::<ForgotPassword>(options).await,
         ScenarioName::TokenRefresh => driver::run::<TokenRefresh>(options).await,
-        ScenarioName::RefreshPair => unreachable!("refresh-pair runs through refresh_pair::run"),
+        ScenarioName::RefreshPair | ScenarioName::Ceiling | ScenarioName::ServeBaseline => {
+            unreachable!("these run outside the driver (see main)")
+        }
         ScenarioName::Dashboard => driver::run::<Dashboard<Mixed>>(options).await,
         ScenarioName::DashboardRefresh => driver::run::<Dashboard<RefreshOnly>>(options).await,
         ScenarioName::DashboardMe => driver::run::<Dashboard<MeOnly>>(options).await,
@@ -160,13 +181,39 @@ async fn main() -> anyhow::Result<()> {
             )
             .exit();
     }
-    if cli.rounds != 1 && cli.scenario != ScenarioName::RefreshPair {
+    if cli.rounds != 1
+        && !matches!(
+            cli.scenario,
+            ScenarioName::RefreshPair | ScenarioName::Ceiling
+        )
+    {
         Cli::command()
             .error(
                 ErrorKind::ArgumentConflict,
-                "--rounds applies to refresh-pair only",
+                "--rounds applies to refresh-pair and ceiling only",
             )
             .exit();
+    }
+    if cli.options.client == ClientKind::Raw
+        && !matches!(
+            cli.scenario,
+            ScenarioName::Baseline
+                | ScenarioName::Dashboard
+                | ScenarioName::DashboardRefresh
+                | ScenarioName::DashboardMe
+        )
+    {
+        Cli::command()
+            .error(
+                ErrorKind::ArgumentConflict,
+                "--client raw applies to baseline and the dashboard scenarios only",
+            )
+            .exit();
+    }
+    match cli.scenario {
+        ScenarioName::ServeBaseline => return ceiling::serve_baseline().await,
+        ScenarioName::Ceiling => return ceiling::run(&cli.options, cli.rounds, cli.json).await,
+        _ => {}
     }
     store_choice::prepare(cli.options.store).await?;
     if cli.scenario == ScenarioName::RefreshPair {

@@ -83,6 +83,8 @@ fn same_settings(options: &Options, url: Option<reqwest::Url>) -> Options {
         warmup: options.warmup,
         users: options.users,
         store: options.store,
+        // token-refresh speaks through reqwest only: both sides alike.
+        client: crate::ClientKind::Reqwest,
     }
 }
 

@@ -30,9 +30,10 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::driver::Scenario;
+use crate::raw_http::{self, RawConnection};
 use crate::report;
 use crate::server_process::{default_server_bin, ServerProcess};
-use crate::{http, Options};
+use crate::{http, ClientKind, Options};
 
 /// The dashboard's origin as the spawned server is told to trust it.
 pub(crate) const BENCH_ORIGIN: &str = "http://localhost:3000";
@@ -100,6 +101,8 @@ pub struct Dashboard<L: Loop> {
     me_url: Url,
     /// One per worker; only that worker touches it (the lock is never contended).
     users: Vec<Mutex<VirtualUser>>,
+    /// With `--client raw`: one connection per worker, for the measured loop.
+    raw: Option<Vec<tokio::sync::Mutex<RawConnection>>>,
     stats: Vec<Mutex<OpStats>>,
     measure_from: Instant,
     duration_s: u64,
@@ -185,7 +188,73 @@ fn latency(histogram: &Histogram<u64>) -> serde_json::Value {
 }
 
 impl<L: Loop> Dashboard<L> {
+    /// The refresh over the lean client: the same request, the same checks.
+    async fn refresh_raw(
+        &self,
+        raw: &tokio::sync::Mutex<RawConnection>,
+        worker: usize,
+    ) -> Result<(), String> {
+        let cookie = format!(
+            "{REFRESH_COOKIE}={}",
+            self.users[worker].lock().expect("user lock").refresh_token
+        );
+        let response = raw
+            .lock()
+            .await
+            .send(
+                "POST",
+                self.refresh_url.path(),
+                &[("origin", BENCH_ORIGIN), ("cookie", &cookie)],
+                b"",
+            )
+            .await?;
+        if response.status != 200 {
+            return Err(format!("refresh status {}", response.status));
+        }
+        let successor = raw_http::cookie_value(&response.set_cookies, REFRESH_COOKIE)
+            .filter(|v| !v.is_empty())
+            .ok_or("refresh cookie")?
+            .to_string();
+        let reply: TokenReply =
+            serde_json::from_slice(&response.body).map_err(|_| "refresh body")?;
+        let mut user = self.users[worker].lock().expect("user lock");
+        user.refresh_token = successor;
+        user.access_token = reply.access_token;
+        Ok(())
+    }
+
+    async fn me_raw(
+        &self,
+        raw: &tokio::sync::Mutex<RawConnection>,
+        worker: usize,
+    ) -> Result<(), String> {
+        let bearer = format!(
+            "Bearer {}",
+            self.users[worker].lock().expect("user lock").access_token
+        );
+        let response = raw
+            .lock()
+            .await
+            .send(
+                "GET",
+                self.me_url.path(),
+                &[("authorization", &bearer)],
+                b"",
+            )
+            .await?;
+        if response.status != 200 {
+            return Err(format!("me status {}", response.status));
+        }
+        if !response.body.starts_with(br#"{"user":"#) {
+            return Err("me body".to_string());
+        }
+        Ok(())
+    }
+
     async fn refresh(&self, worker: usize) -> Result<(), String> {
+        if let Some(raw) = &self.raw {
+            return self.refresh_raw(&raw[worker], worker).await;
+        }
         let token = self.users[worker]
             .lock()
             .expect("user lock")
@@ -207,6 +276,9 @@ impl<L: Loop> Dashboard<L> {
     }
 
     async fn me(&self, worker: usize) -> Result<(), String> {
+        if let Some(raw) = &self.raw {
+            return self.me_raw(&raw[worker], worker).await;
+        }
         let token = self.users[worker]
             .lock()
             .expect("user lock")
@@ -265,7 +337,12 @@ impl<L: Loop> Scenario for Dashboard<L> {
                 })
             })
             .collect();
+        let raw = match options.client {
+            ClientKind::Raw => Some(raw_http::per_worker(raw_http::address_of(&base)?, options)),
+            ClientKind::Reqwest => None,
+        };
         Ok(Dashboard {
+            raw,
             refresh_url: base.join("/api/v1/auth/refresh")?,
             me_url: base.join("/api/v1/auth/me")?,
             client,
