@@ -309,3 +309,93 @@ async fn sign_out_is_csrf_checked_accepts_empty_bodies_and_is_idempotent() {
         json!({"success": true})
     );
 }
+
+/// get-session answers most reads before any filter runs (from the session's
+/// published view); those answers carry everything the filters' do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_session_answers_browsers_alike_on_every_path() {
+    let provider = OidcProvider::start().await;
+    let server = start_with_provider(&provider, |_| {}).await;
+    let browsers = same_user_in(&server, &provider, 1).await;
+    let (_, token) = &browsers[0];
+    let client = plain_client();
+    let read = |cookie: Option<String>, origin: Option<&'static str>| {
+        let mut request = client.get(server.url("/api/auth/get-session"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let cookie = format!("tachigo.session_token={token}");
+
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let r = read(Some(cookie.clone()), Some(FRONTEND)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.headers().clone();
+        assert_eq!(h["access-control-allow-origin"], FRONTEND);
+        assert_eq!(h["access-control-allow-credentials"], "true");
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["x-request-id"].len(), 32);
+        assert!(
+            h.get("set-cookie").is_none(),
+            "a fresh session is not re-set"
+        );
+        bodies.push(r.json::<Value>().await.unwrap());
+    }
+    assert_eq!(bodies[0]["user"]["email"], "multi@example.com");
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+
+    // Another origin gets the answer but no CORS grant.
+    let r = read(Some(cookie.clone()), Some("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    // No cookie: null, with the CORS grant.
+    let r = read(None, Some(FRONTEND)).await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], FRONTEND);
+    assert_eq!(r.json::<Value>().await.unwrap(), Value::Null);
+
+    // A forged token (right shape, wrong secret) and garbage: null, cookie cleared.
+    let (session_part, _) = token.split_once('.').unwrap_or((token.as_str(), ""));
+    for forged in [
+        format!("{session_part}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        "garbage".to_string(),
+    ] {
+        let r = read(
+            Some(format!("tachigo.session_token={forged}")),
+            Some(FRONTEND),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            set_cookie_value(&r, "tachigo.session_token").as_deref(),
+            Some(""),
+            "{forged}"
+        );
+        assert_eq!(r.json::<Value>().await.unwrap(), Value::Null);
+    }
+    // The real session is untouched by the forgeries.
+    let r = read(Some(cookie.clone()), None).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), bodies[0]);
+
+    // Another method on the path is the contract's error, not a session.
+    let r = client
+        .post(server.url("/api/auth/get-session"))
+        .header("cookie", cookie.clone())
+        .header("origin", FRONTEND)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert!(matches!(status, 404 | 405), "{status} {body}");
+    assert!(!body.contains("multi@example.com"), "{body}");
+}

@@ -774,6 +774,24 @@ impl Engine {
         })
     }
 
+    /// What [`Engine::session_by_token_rendered`] answers when the session's
+    /// published view answers alone (no renewal due), without waiting: `None`
+    /// when the token is malformed or the read needs the actor (no view, a
+    /// revoked or expired session, a sliding expiry due), which the async
+    /// read then settles.
+    pub fn published_session_rendered<F>(&self, token: &str, render: F) -> Option<bytes::Bytes>
+    where
+        F: Fn(&Session, &User) -> bytes::Bytes + 'static,
+    {
+        let parsed = opaque_token::parse(token)?;
+        self.shared.views.read_rendered(
+            parsed.session_id,
+            Presented::Cookie(&parsed.hash),
+            self.now(),
+            &render,
+        )
+    }
+
     /// Checks that a session named by a verified access token is still live.
     pub async fn live_session(
         &self,

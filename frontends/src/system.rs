@@ -9,7 +9,7 @@ use http::StatusCode;
 use warp::http::Response;
 use warp::{Filter, Reply};
 
-use crate::common::dispatcher::Mount;
+use crate::common::dispatcher::{DirectRoutes, Mount};
 use crate::common::error::{recover, ErrorStyle};
 use crate::common::route_table::RouteTable;
 use crate::common::Body;
@@ -37,57 +37,86 @@ pub fn route_table() -> RouteTable {
     ])
 }
 
+/// The system endpoints' answers, one per row of [`route_table`]. None of
+/// them reads anything of the request, so the dispatcher calls them directly
+/// (no filter tree: probes are the most frequent requests a server gets); the
+/// filters below serve the same answers and render every error.
+struct SystemAnswers {
+    ready: Arc<AtomicBool>,
+    engine: tachigo_engine::Engine,
+    metrics: MetricsRenderer,
+}
+
+const HEALTHZ: usize = 0;
+const READYZ: usize = 1;
+const METRICS: usize = 2;
+const JWKS: usize = 3;
+
+impl SystemAnswers {
+    fn answer(&self, row: usize) -> Option<Response<Body>> {
+        Some(match row {
+            HEALTHZ => json(StatusCode::OK, r#"{"status":"ok"}"#),
+            READYZ => {
+                if self.ready.load(Ordering::Acquire) && self.engine.is_ready() {
+                    json(StatusCode::OK, r#"{"status":"ready"}"#)
+                } else {
+                    json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not_ready"}"#)
+                }
+            }
+            METRICS => {
+                let mut r = Response::new(Body::from((self.metrics)()));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                r
+            }
+            JWKS => {
+                let mut r = Response::new(Body::from(self.engine.keys().jwks_json().to_string()));
+                let h = r.headers_mut();
+                h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                h.insert(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=300"),
+                );
+                r
+            }
+            _ => return None,
+        })
+    }
+}
+
 /// The system endpoints, served on every listener. `ready` turns false when the
 /// server starts draining, so load balancers stop sending traffic first.
 pub fn mount(state: &AppState, ready: Arc<AtomicBool>, metrics: MetricsRenderer) -> Mount {
-    let healthz = warp::path!("healthz")
-        .and(warp::get())
-        .map(|| json(StatusCode::OK, r#"{"status":"ok"}"#));
-    let engine = state.engine.clone();
-    let readyz = warp::path!("readyz").and(warp::get()).map(move || {
-        if ready.load(Ordering::Acquire) && engine.is_ready() {
-            json(StatusCode::OK, r#"{"status":"ready"}"#)
-        } else {
-            json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not_ready"}"#)
-        }
+    let answers = Arc::new(SystemAnswers {
+        ready,
+        engine: state.engine.clone(),
+        metrics,
     });
-    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
-        let mut r = Response::new(Body::from(metrics()));
-        r.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        );
-        r
-    });
-    let keys = state.engine.keys().clone();
-    let jwks = warp::path!(".well-known" / "jwks.json")
-        .and(warp::get())
-        .map(move || {
-            let mut r = Response::new(Body::from(keys.jwks_json().to_string()));
-            let h = r.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            h.insert(
-                CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            );
-            r
-        });
-    let routes = healthz
-        .or(readyz)
+    let row = |path: warp::filters::BoxedFilter<()>, row: usize| {
+        let answers = answers.clone();
+        path.and(warp::get())
+            .map(move || answers.answer(row).expect("a row of the table"))
+    };
+    let routes = row(warp::path!("healthz").boxed(), HEALTHZ)
+        .or(row(warp::path!("readyz").boxed(), READYZ))
         .unify()
-        .or(metrics)
+        .or(row(warp::path!("metrics").boxed(), METRICS))
         .unify()
-        .or(jwks)
+        .or(row(warp::path!(".well-known" / "jwks.json").boxed(), JWKS))
         .unify()
         .map(Reply::into_response)
         .recover(|r| recover(ErrorStyle::V1, r))
         .unify()
         .boxed();
+    let direct: DirectRoutes = Arc::new(move |row, _| answers.answer(row));
     Mount {
         name: "system",
         prefix: "",
         cors: None,
         table: route_table(),
         routes,
+        direct: Some(direct),
     }
 }

@@ -89,11 +89,16 @@ pub fn from_headers(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The value of cookie `name` in a `Cookie` header, if present and non-empty.
 pub fn read(cookie_header: Option<&str>, name: &str) -> Option<String> {
+    read_borrowed(cookie_header, name).map(str::to_string)
+}
+
+/// [`read`], borrowing the value from the header.
+pub fn read_borrowed<'a>(cookie_header: Option<&'a str>, name: &str) -> Option<&'a str> {
     cookie_header?
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        .map(|(_, v)| v.trim().trim_matches('"'))
         .filter(|v| !v.is_empty())
 }
 

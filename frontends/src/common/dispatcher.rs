@@ -39,7 +39,17 @@ pub struct Mount {
     pub table: RouteTable,
     /// The contract's routes, with its recover step already applied.
     pub routes: BoxedFilter<(Response<Body>,)>,
+    /// Routes answered without the filter tree: given the row of `table` a
+    /// request matched (method included) and its headers, the response, or
+    /// `None` for the filters to serve. For the most frequent requests that
+    /// read nothing but headers and answer without waiting: the system
+    /// mount's probes and JWKS, and get-session from a published view.
+    pub direct: Option<DirectRoutes>,
 }
+
+/// See [`Mount::direct`].
+pub type DirectRoutes =
+    Arc<dyn Fn(usize, &http::HeaderMap) -> Option<Response<Body>> + Send + Sync>;
 
 struct MountedService {
     name: &'static str,
@@ -50,6 +60,34 @@ struct MountedService {
     table: RouteTable,
     metrics: RequestMetrics,
     routes: BoxedFilter<(Response<Body>,)>,
+    direct: Option<DirectRoutes>,
+}
+
+impl MountedService {
+    /// Serves `request` with the mount's filter tree, inside `scope`.
+    async fn serve<B>(
+        &self,
+        mut request: Request<B>,
+        context: RequestContext,
+        scope: &RequestScope,
+    ) -> Response<Body>
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let origin = request.headers().get(header::ORIGIN).cloned();
+        request.extensions_mut().insert(context);
+        // `warp::service` only wraps the filter: building it clones one Arc.
+        let mut routes = warp::service(self.routes.clone());
+        let mut response = match scope.clone().run(routes.call(request)).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        if let Some(cors) = &self.cors {
+            cors.decorate(origin.as_ref(), response.headers_mut());
+        }
+        response
+    }
 }
 
 /// Routes requests to mounts; cheap to clone.
@@ -74,6 +112,7 @@ impl Dispatcher {
                 metrics: RequestMetrics::new(m.name, &m.table),
                 table: m.table,
                 routes: m.routes,
+                direct: m.direct,
             })
             .collect();
         mounted.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
@@ -126,20 +165,23 @@ impl Dispatcher {
                     .expect("checked above")
                     .preflight(request.headers(), &allowed_methods)
             }
-            Some(m) => {
-                let origin = request.headers().get(header::ORIGIN).cloned();
-                request.extensions_mut().insert(context);
-                // `warp::service` only wraps the filter: building it clones one Arc.
-                let mut routes = warp::service(m.routes.clone());
-                let mut response = match scope.clone().run(routes.call(request)).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                };
-                if let Some(cors) = &m.cors {
-                    cors.decorate(origin.as_ref(), response.headers_mut());
+            Some(m)
+                if m.direct.is_some()
+                    && route.is_some_and(|r| m.table.serves(r, request.method())) =>
+            {
+                let direct = m.direct.as_ref().expect("checked above");
+                match direct(route.expect("checked above"), request.headers()) {
+                    Some(mut response) => {
+                        if let Some(cors) = &m.cors {
+                            let origin = request.headers().get(header::ORIGIN);
+                            cors.decorate(origin, response.headers_mut());
+                        }
+                        response
+                    }
+                    None => m.serve(request, context, &scope).await,
                 }
-                response
             }
+            Some(m) => m.serve(request, context, &scope).await,
             None => super::ApiError::not_found("not_found", "no such route")
                 .into_response(super::ErrorStyle::V1),
         };

@@ -18,6 +18,42 @@ struct Route {
     template: &'static str,
     /// The template split on `/`, `None` for a `{placeholder}` segment.
     segments: Vec<Option<&'static str>>,
+    /// The template without its leading `/`, when it has no placeholder: a
+    /// path matches it exactly, with no need to split the path.
+    literal: Option<&'static str>,
+}
+
+impl Route {
+    /// Whether the path (without its leading and one trailing `/`), split
+    /// into `parts` (`count` of them, `usize::MAX` when too many), matches.
+    fn matches(&self, parts: &[&str; MAX_SEGMENTS], count: usize) -> bool {
+        self.segments.len() == count
+            && self.segments.iter().zip(parts).all(|(expected, part)| {
+                !part.is_empty() && expected.is_none_or(|literal| literal == *part)
+            })
+    }
+}
+
+/// `path` without its leading `/` and one trailing `/` (the contracts'
+/// filters ignore one).
+fn trimmed(path: &str) -> &str {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    path.strip_suffix('/').unwrap_or(path)
+}
+
+/// `path` (trimmed) split on `/`; the count is `usize::MAX` when it has more
+/// segments than any template may.
+fn split(path: &str) -> ([&str; MAX_SEGMENTS], usize) {
+    let mut parts = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for part in path.split('/') {
+        if count == MAX_SEGMENTS {
+            return (parts, usize::MAX);
+        }
+        parts[count] = part;
+        count += 1;
+    }
+    (parts, count)
 }
 
 /// What a mount serves.
@@ -74,13 +110,15 @@ impl RouteTable {
                     template[1..].split('/').count() <= MAX_SEGMENTS,
                     "route templates have at most {MAX_SEGMENTS} segments"
                 );
+                let segments: Vec<Option<&'static str>> = template[1..]
+                    .split('/')
+                    .map(|s| (!is_placeholder(s)).then_some(s))
+                    .collect();
                 Route {
                     method: method.clone(),
                     template,
-                    segments: template[1..]
-                        .split('/')
-                        .map(|s| (!is_placeholder(s)).then_some(s))
-                        .collect(),
+                    literal: segments.iter().all(Option::is_some).then(|| &template[1..]),
+                    segments,
                 }
             })
             .collect();
@@ -90,32 +128,32 @@ impl RouteTable {
     /// The routes serving `path`, with their row numbers; one trailing slash
     /// is ignored, as the contracts' filters ignore it. The path is split once.
     fn matching<'a>(&'a self, path: &'a str) -> impl Iterator<Item = (usize, &'a Route)> + 'a {
-        let path = path.strip_prefix('/').unwrap_or(path);
-        let path = path.strip_suffix('/').unwrap_or(path);
-        let mut parts = [""; MAX_SEGMENTS];
-        let mut count = 0;
-        for part in path.split('/') {
-            if count == MAX_SEGMENTS {
-                // Longer than any template: it matches none.
-                count = usize::MAX;
-                break;
-            }
-            parts[count] = part;
-            count += 1;
-        }
-        self.routes.iter().enumerate().filter(move |(_, route)| {
-            route.segments.len() == count
-                && route.segments.iter().zip(&parts).all(|(expected, part)| {
-                    !part.is_empty() && expected.is_none_or(|literal| literal == *part)
-                })
-        })
+        let (parts, count) = split(trimmed(path));
+        self.routes
+            .iter()
+            .enumerate()
+            .filter(move |(_, route)| route.matches(&parts, count))
     }
 
     /// The row serving `method` on `path`; failing that, the first row
-    /// matching `path` under another method (a 405); else `None`.
+    /// matching `path` under another method (a 405); else `None`. Templates
+    /// without placeholders compare as whole strings; the path is split only
+    /// when a template with placeholders is reached.
     pub fn route(&self, method: &Method, path: &str) -> Option<usize> {
+        let path = trimmed(path);
+        let mut parts = None;
         let mut first = None;
-        for (index, route) in self.matching(path) {
+        for (index, route) in self.routes.iter().enumerate() {
+            let matches = match route.literal {
+                Some(literal) => literal == path,
+                None => {
+                    let (parts, count) = parts.get_or_insert_with(|| split(path));
+                    route.matches(parts, *count)
+                }
+            };
+            if !matches {
+                continue;
+            }
             if route.method == *method {
                 return Some(index);
             }
@@ -127,6 +165,11 @@ impl RouteTable {
     /// The template of [`RouteTable::route`].
     pub fn label(&self, method: &Method, path: &str) -> Option<&'static str> {
         self.route(method, path).map(|i| self.routes[i].template)
+    }
+
+    /// Whether row `index` serves `method` (it may have matched by path alone).
+    pub fn serves(&self, index: usize, method: &Method) -> bool {
+        self.routes[index].method == *method
     }
 
     /// The template of row `index`.
@@ -223,6 +266,67 @@ mod tests {
         );
         assert_eq!(t.label(&Method::GET, "/api/auth/callback/"), None);
         assert_eq!(t.label(&Method::GET, "/nowhere"), None);
+    }
+
+    #[test]
+    fn the_method_outranks_a_literal_template() {
+        let t = table();
+        // DELETE on the literal path is the placeholder route's (deleting the
+        // session "revoke-others"), as the filters serve it.
+        assert_eq!(
+            t.route(&Method::DELETE, "/api/v1/auth/sessions/revoke-others"),
+            Some(1)
+        );
+        assert_eq!(
+            t.route(&Method::POST, "/api/v1/auth/sessions/revoke-others/"),
+            Some(0)
+        );
+        assert_eq!(
+            t.route(&Method::GET, "/api/v1/auth/sessions/revoke-others"),
+            Some(0)
+        );
+        assert_eq!(
+            t.route(&Method::POST, "/api/v1/auth/sessions/revoke-others//"),
+            None
+        );
+    }
+
+    /// The first matching row under `method`, else the first under any: the
+    /// definition [`RouteTable::route`] must keep while it skips the split.
+    fn route_by_definition(t: &RouteTable, method: &Method, path: &str) -> Option<usize> {
+        let rows: Vec<(usize, &Route)> = t.matching(path).collect();
+        rows.iter()
+            .find(|(_, r)| r.method == *method)
+            .or(rows.first())
+            .map(|(i, _)| *i)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn route_agrees_with_its_definition(
+            segments in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "", "api", "v1", "auth", "sessions", "revoke-others", "callback",
+                    "twitch", "admin", "users", "u1", "roles", "x",
+                ]),
+                0..6,
+            ),
+            trailing in proptest::bool::ANY,
+            method in proptest::sample::select(vec![
+                Method::GET, Method::POST, Method::PUT, Method::DELETE,
+            ]),
+        ) {
+            let t = table();
+            let mut path = format!("/{}", segments.join("/"));
+            if trailing {
+                path.push('/');
+            }
+            proptest::prop_assert_eq!(
+                t.route(&method, &path),
+                route_by_definition(&t, &method, &path),
+                "{} {}", method, path
+            );
+        }
     }
 
     #[test]

@@ -234,5 +234,6 @@ pub fn mount(state: &AppState) -> Mount {
         )),
         table: route_table(),
         routes,
+        direct: None,
     }
 }

@@ -91,5 +91,6 @@ pub fn mount(state: &AppState) -> Mount {
         cors: Some(CorsPolicy::without_credentials(allowed)),
         table: route_table(),
         routes,
+        direct: None,
     }
 }

@@ -7,13 +7,15 @@
 //! The hot path: the session's published view in the engine answers without a
 //! message to the user's actor, and keeps this endpoint's JSON for the
 //! session's current state, so an unchanged session is not serialised again.
+//! The dispatcher calls [`answer_now`] for it directly, before any filter;
+//! whatever that cannot answer at once comes to [`handle`] through them.
 //! Nothing is written unless the read slid the expiry (older than
 //! `oauth.update_age`), in which case the cookie is re-set with the new lifetime.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE, SET_COOKIE};
+use http::header::{HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use tachigo_engine::{EngineError, Session, User};
 use warp::http::Response;
 use warp::Rejection;
@@ -38,6 +40,21 @@ fn json(body: Bytes) -> Response<Body> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// The answer when it needs no waiting (the dispatcher's direct route):
+/// `null` without a session cookie, the body from the session's published
+/// view; `None` sends the request to [`handle`] (a stale cookie to clear, a
+/// renewal to write, a session only the actor can tell about).
+pub fn answer_now(oauth: &OAuth, headers: &http::HeaderMap) -> Option<Response<Body>> {
+    let header = headers.get(COOKIE).and_then(|v| v.to_str().ok());
+    match session_cookie::token_borrowed(header) {
+        None => Some(json(Bytes::from_static(b"null"))),
+        Some(token) => oauth
+            .engine
+            .published_session_rendered(token, render)
+            .map(json),
+    }
 }
 
 pub async fn handle(

@@ -63,7 +63,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::common::cookies::CookieSettings;
 use crate::common::cors::CorsPolicy;
-use crate::common::dispatcher::Mount;
+use crate::common::dispatcher::{DirectRoutes, Mount};
 use crate::common::error::{recover, ErrorStyle};
 use crate::common::rate_limit::{KeyedLimiter, Limit};
 use crate::common::route_table::RouteTable;
@@ -107,10 +107,12 @@ fn cookie_header() -> impl Filter<Extract = (Option<String>,), Error = Rejection
     warp::header::optional::<String>("cookie")
 }
 
+const GET_SESSION: &str = "/api/auth/get-session";
+
 /// What this contract serves (metric labels, CORS methods).
 pub fn route_table() -> RouteTable {
     RouteTable::new(&[
-        (Method::GET, "/api/auth/get-session"),
+        (Method::GET, GET_SESSION),
         (Method::POST, "/api/auth/sign-in/social"),
         (Method::GET, "/api/auth/sign-in/social/{provider}"),
         (Method::GET, "/api/auth/callback/{provider}"),
@@ -379,6 +381,17 @@ pub fn mount(state: &AppState) -> Mount {
         .or(email)
         .unify()
         .boxed();
+    let table = route_table();
+    let get_session_row = table
+        .rows()
+        .position(|(method, template)| method == Method::GET && template == GET_SESSION)
+        .expect("get-session is in the table");
+    let direct_oauth = oauth.clone();
+    let direct: DirectRoutes = Arc::new(move |row, headers| {
+        (row == get_session_row)
+            .then(|| get_session::answer_now(&direct_oauth, headers))
+            .flatten()
+    });
     let routes = get_session
         .or(rest)
         .unify()
@@ -391,7 +404,8 @@ pub fn mount(state: &AppState) -> Mount {
         cors: Some(CorsPolicy::with_credentials(
             state.trusted_origins.as_ref().clone(),
         )),
-        table: route_table(),
+        table,
         routes,
+        direct: Some(direct),
     }
 }

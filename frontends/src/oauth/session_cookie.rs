@@ -57,6 +57,11 @@ pub(crate) fn token(cookie_header: Option<&str>) -> Option<String> {
     cookies::read(cookie_header, COOKIE_NAME)
 }
 
+/// [`token`], borrowed from the header.
+pub(crate) fn token_borrowed(cookie_header: Option<&str>) -> Option<&str> {
+    cookies::read_borrowed(cookie_header, COOKIE_NAME)
+}
+
 /// The signed-in caller: the session read and the token that proved it.
 pub(crate) struct Caller {
     pub read: SessionRead,

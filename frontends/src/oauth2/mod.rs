@@ -235,6 +235,7 @@ pub fn mounts(state: &AppState) -> Vec<Mount> {
         cors: Some(cors.clone()),
         table: route_table(),
         routes,
+        direct: None,
     }];
     for path in [AUTHORIZATION_SERVER_METADATA, OPENID_CONFIGURATION] {
         mounts.push(Mount {
@@ -243,6 +244,7 @@ pub fn mounts(state: &AppState) -> Vec<Mount> {
             cors: Some(cors.clone()),
             table: RouteTable::new(&[(Method::GET, path)]),
             routes: metadata::route(o, path),
+            direct: None,
         });
     }
     mounts
