@@ -8,6 +8,11 @@
 //! (`refresh_pair.rs`); `ceiling` drives the server with the external `wrk`
 //! (`ceiling.rs`).
 
+/// The server's allocator (`src/main.rs`), so in-process engine scenarios
+/// measure the engine as the server runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod ceiling;
 mod driver;
 mod http;
