@@ -1,9 +1,11 @@
 //! The dispatcher: one request handler per listener (hyper serves it on every
 //! connection) that picks the contract by path prefix and wraps every request
-//! in what all contracts share: the request context and its tracing span, every
-//! `Cookie` field joined into one, CORS (per contract), `Cache-Control:
-//! no-store`, `x-request-id` on every response, and request metrics labelled
-//! from the contract's route table (never from the caller's path or method).
+//! in what all contracts share: the request context and the request scope its
+//! log lines are named by, every `Cookie` field joined into one, CORS (per
+//! contract), `Cache-Control: no-store`, `x-request-id` on every response, and
+//! request metrics labelled from the contract's route table (never from the
+//! caller's path or method). A mount's direct routes answer before its filter
+//! tree (see [`Mount::direct`]).
 //! Its accept loop bounds the open connections; each connection is served
 //! under the timeouts of [`super::connection`], with one hyper protocol
 //! builder shared by all of them.
