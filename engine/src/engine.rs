@@ -756,12 +756,7 @@ impl Engine {
         F: Fn(&Session, &User) -> bytes::Bytes + 'static,
     {
         let parsed = opaque_token::parse(token).ok_or(EngineError::SessionInvalid)?;
-        if let Some(body) = self.shared.views.read_rendered(
-            parsed.session_id,
-            Presented::Cookie(&parsed.hash),
-            self.now(),
-            &render,
-        ) {
+        if let Some(body) = self.rendered_view(&parsed, &render) {
             return Ok(Rendered {
                 body,
                 renewed: None,
@@ -783,12 +778,24 @@ impl Engine {
     where
         F: Fn(&Session, &User) -> bytes::Bytes + 'static,
     {
-        let parsed = opaque_token::parse(token)?;
+        self.rendered_view(&opaque_token::parse(token)?, &render)
+    }
+
+    /// The rendering of a cookie's session from its published view, if the
+    /// view answers alone.
+    fn rendered_view<F>(
+        &self,
+        parsed: &opaque_token::ParsedToken<'_>,
+        render: &F,
+    ) -> Option<bytes::Bytes>
+    where
+        F: Fn(&Session, &User) -> bytes::Bytes + 'static,
+    {
         self.shared.views.read_rendered(
             parsed.session_id,
             Presented::Cookie(&parsed.hash),
             self.now(),
-            &render,
+            render,
         )
     }
 
