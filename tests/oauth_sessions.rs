@@ -1,6 +1,7 @@
 //! The caller's sessions over `/api/auth`: `list-sessions` (every surface, the
-//! current one marked, no token ever listed), `revoke-session` (by `id` or
-//! Better Auth's `token` field), `revoke-other-sessions`, `revoke-sessions`
+//! current one marked, no credential ever listed: its `token` is a revocation
+//! handle that authenticates nothing), `revoke-session` (by `id` or Better
+//! Auth's `token` field), `revoke-other-sessions`, `revoke-sessions`
 //! and `sign-out` — each revocation visible to `get-session` at once — and the
 //! 401 / CSRF rules around them.
 
@@ -9,8 +10,8 @@ mod support;
 use serde_json::{json, Value};
 use support::oidc_provider::{OidcProvider, TestUser};
 use support::{
-    better_auth_code, browser, get_session, oauth_sign_in, plain_client, set_cookie_value,
-    start_with_provider, TestServer, FRONTEND,
+    better_auth_code, browser, dashboard_refresh_with, error_code, get_session, oauth_sign_in,
+    plain_client, set_cookie_value, start_with_provider, TestServer, FRONTEND,
 };
 use tachigo_engine::{NewSession, Surface};
 
@@ -106,6 +107,103 @@ async fn list_sessions_shows_every_surface_and_marks_the_current_one() {
             assert!(s[key].is_string(), "{key}");
         }
     }
+}
+
+/// `GET /api/auth/get-session` presenting `value` as the session cookie.
+async fn get_session_with_cookie(server: &TestServer, value: &str) -> Value {
+    let response = plain_client()
+        .get(server.url("/api/auth/get-session"))
+        .header("cookie", format!("tachigo.session_token={value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listed_token_revokes_a_session_and_authenticates_nothing() {
+    let provider = OidcProvider::start().await;
+    let server = start_with_provider(&provider, |_| {}).await;
+    let browsers = same_user_in(&server, &provider, 2).await;
+    let (a, _) = &browsers[0];
+    let (b, b_token) = &browsers[1];
+    let b_id = session_id(&server, b).await;
+
+    let listed: Vec<Value> = a
+        .get(server.url("/api/auth/list-sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other = listed.iter().find(|s| s["current"] == false).unwrap();
+    let handle = other["token"]
+        .as_str()
+        .expect("a `token` per listed session");
+    assert_eq!(handle, b_id, "the handle is the session's id");
+    assert_ne!(handle, b_token.as_str(), "never the session's credential");
+    for s in &listed {
+        assert_eq!(s["token"], s["id"]);
+    }
+
+    // The handle is no credential anywhere: cookie, bearer, refresh cookie.
+    assert_eq!(get_session_with_cookie(&server, handle).await, Value::Null);
+    for path in ["/api/v1/auth/me", "/api/v1/extension/me"] {
+        let response = plain_client()
+            .get(server.url(path))
+            .bearer_auth(handle)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+    }
+    let refresh = dashboard_refresh_with(&server, handle).await;
+    assert_eq!(refresh.status(), 401);
+    assert_eq!(error_code(refresh).await, "invalid_refresh_token");
+    assert!(
+        get_session(&server, b).await.is_object(),
+        "b is untouched so far"
+    );
+
+    // It is what `authClient.revokeSession({ token })` sends.
+    let revoked = post(
+        &server,
+        a,
+        "/api/auth/revoke-session",
+        Some(json!({"token": handle})),
+    )
+    .await;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(get_session(&server, b).await, Value::Null);
+    assert!(get_session(&server, a).await.is_object());
+
+    // Replayed: the session is gone.
+    let again = post(
+        &server,
+        a,
+        "/api/auth/revoke-session",
+        Some(json!({"token": handle})),
+    )
+    .await;
+    assert_eq!(again.status(), 404);
+    assert_eq!(better_auth_code(again).await, "SESSION_NOT_FOUND");
+
+    // Another user's handle ends nothing.
+    provider.set_user(TestUser::verified("someone-else"));
+    let stranger = browser();
+    oauth_sign_in(&server, &stranger, "local", json!({})).await;
+    let stranger_id = session_id(&server, &stranger).await;
+    let foreign = post(
+        &server,
+        a,
+        "/api/auth/revoke-session",
+        Some(json!({"token": stranger_id})),
+    )
+    .await;
+    assert_eq!(foreign.status(), 404);
+    assert!(get_session(&server, &stranger).await.is_object());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,9 @@
 //!
 //! - `GET /list-sessions`: every live session of the user on every surface
 //!   (web, dashboard, extension), newest first, in Better Auth's session shape
-//!   plus `surface` and `current`; no token is ever listed;
+//!   plus `surface`, `current` and `token`, which is the session's id (a
+//!   revocation handle for Better Auth's `revokeSession({token})`, never the
+//!   session's secret);
 //! - `POST /revoke-session {id}`: ends one of them (`{status: true}`; 404
 //!   `SESSION_NOT_FOUND` for an id that is not one of the caller's live
 //!   sessions). Better Auth's client sends `{token}`: that field is accepted

@@ -78,6 +78,10 @@ pub(crate) struct SessionAndUser<'a> {
 pub(crate) struct ListedSession<'a> {
     #[serde(flatten)]
     pub session: SessionJson<'a>,
+    /// Better Auth's `token`, here the session's id: a handle that
+    /// `revoke-session {token}` accepts and that authenticates nothing (the
+    /// session's secret is never listed).
+    pub token: &'a str,
     pub surface: &'static str,
     pub current: bool,
     /// Sessions of OAuth 2.1 clients: `{id, name}` of the client.
@@ -92,6 +96,7 @@ impl<'a> ListedSession<'a> {
         current_id: &str,
     ) -> ListedSession<'a> {
         ListedSession {
+            token: &info.id,
             current: info.id == current_id,
             surface: info.surface.as_str(),
             client: info

@@ -10,6 +10,13 @@ window.app = {
   signIn: (options) => authClient.signIn.social({ provider: 'local', ...options }),
   getSession: () => authClient.getSession(),
   signOut: () => authClient.signOut(),
+  listSessions: () => authClient.listSessions(),
+  revokeSession: (token) => authClient.revokeSession({ token }),
+  revokeOtherSessions: () => authClient.revokeOtherSessions(),
+  listAccounts: () => authClient.listAccounts(),
+  // Navigates away (to the provider) like signIn.
+  linkSocial: (options) => authClient.linkSocial(options),
+  unlinkAccount: (providerId) => authClient.unlinkAccount({ providerId }),
 };
 
 // Hydrate the page's auth state on load, as the seed's example does.

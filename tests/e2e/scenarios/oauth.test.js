@@ -2,8 +2,9 @@
 // client SDK. The page is on http://localhost:PAGES, the API on
 // http://localhost:API (same site, so the SameSite=Lax session cookie flows),
 // and oidc-provider on http://127.0.0.1:OIDC stands in for Google/Twitch as the
-// server's generic OIDC provider `local`. The browser fills in the provider's
-// own login and consent pages.
+// server's generic OIDC provider `local` (and, under a second name `work`, as
+// the provider an account is linked with). The browser fills in the
+// provider's own login and consent pages.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -11,6 +12,7 @@ import { Harness, freePort } from '../lib/harness.js';
 
 const h = new Harness('oauth');
 const PROVIDER = 'local';
+const SECOND_PROVIDER = 'work';
 let api; let pages; let oidc; let context; let page;
 
 const cookieNamed = (name) => async (ctx = context) => (await ctx.cookies()).find((c) => c.name === name);
@@ -19,6 +21,29 @@ const sessionCookie = cookieNamed('tachigo.session_token');
 // provider's cross-site top-level redirect back, so SameSite=Lax, not Strict.
 const stateCookie = cookieNamed('tachigo.oauth_state');
 const onPath = (pathname) => (url) => url.origin === pages.localhost && url.pathname === pathname;
+
+/**
+ * Follows a flow started at the provider until it lands on `landed`, clicking
+ * through the provider's login and consent pages when it shows them (a browser
+ * with a provider session and a grant is sent straight back).
+ */
+async function throughProvider(p, login, landed) {
+  const atInteraction = (url) => url.origin === oidc.issuer && url.pathname.startsWith('/interaction/');
+  for (let step = 0; step < 3; step += 1) {
+    await p.waitForURL((url) => atInteraction(url) || landed(url));
+    if (landed(new URL(p.url()))) return;
+    const loginField = p.locator('input[name=login]');
+    if (await loginField.count()) {
+      await loginField.fill(login);
+      await p.locator('input[name=password]').fill('any password');
+      await p.locator('button[type=submit]', { hasText: 'Sign-in' }).click();
+    } else {
+      await p.locator('button[type=submit]', { hasText: 'Continue' }).click();
+    }
+    await p.waitForLoadState();
+  }
+  await p.waitForURL(landed);
+}
 
 /** Loads the app, waits for its first get-session, and starts social sign-in. */
 async function startSignIn(p, options) {
@@ -39,7 +64,7 @@ before(async () => {
   });
   oidc = await h.startOidcProvider({
     port: await freePort(),
-    redirectUris: [`${apiUrl}/api/auth/callback/${PROVIDER}`],
+    redirectUris: [PROVIDER, SECOND_PROVIDER].map((name) => `${apiUrl}/api/auth/callback/${name}`),
   });
   api = await h.startServer({
     port: apiPort,
@@ -49,6 +74,9 @@ before(async () => {
       TACHIGO__OAUTH__PROVIDERS__LOCAL__ISSUER: oidc.issuer,
       TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_ID: oidc.clientId,
       TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_SECRET: oidc.clientSecret,
+      TACHIGO__OAUTH__PROVIDERS__WORK__ISSUER: oidc.issuer,
+      TACHIGO__OAUTH__PROVIDERS__WORK__CLIENT_ID: oidc.clientId,
+      TACHIGO__OAUTH__PROVIDERS__WORK__CLIENT_SECRET: oidc.clientSecret,
     },
   });
   await h.launchBrowser();
@@ -96,6 +124,58 @@ test('signIn.social goes through the provider login and consent, and lands back 
   assert.ok(cookie.expires > Date.now() / 1000 + 6 * 86_400, 'Max-Age is the 7-day session ttl');
   assert.ok(!(await page.evaluate(() => document.cookie)).includes('tachigo.session_token'));
   assert.ok(!JSON.stringify(data).includes(cookie.value), 'the session token is never in a JSON body');
+}));
+
+test('listSessions, revokeSession, revokeOtherSessions, listAccounts, linkSocial, unlinkAccount through the SDK', { timeout: 90_000 }, h.guard(async () => {
+  // A second browser (a fresh profile each time) signed in as the same user.
+  let otherContext; let other;
+  const signInOther = async () => {
+    otherContext = await h.newContext();
+    other = await otherContext.newPage();
+    await startSignIn(other, { callbackURL: '/app.html' });
+    await throughProvider(other, 'carol', onPath('/app.html'));
+    const { data } = await other.evaluate(() => window.hydrated);
+    assert.equal(data?.user.email, 'carol@example.test', 'the second browser is signed in');
+  };
+  await signInOther();
+
+  const listed = await page.evaluate(() => window.app.listSessions());
+  assert.equal(listed.error, null, `listSessions: ${JSON.stringify(listed.error)}`);
+  assert.equal(listed.data.length, 2, 'both browsers\' sessions are listed');
+  const cookieValues = [(await sessionCookie()).value, (await sessionCookie(otherContext)).value];
+  for (const s of listed.data) {
+    assert.equal(typeof s.token, 'string', 'each session carries a `token` handle');
+    assert.ok(!cookieValues.includes(s.token), 'the handle is not a session credential');
+  }
+  const current = (await page.evaluate(() => window.app.getSession())).data.session;
+  const theOther = listed.data.find((s) => s.id !== current.id);
+  const revoked = await page.evaluate((token) => window.app.revokeSession(token), theOther.token);
+  assert.deepEqual(revoked.data, { status: true }, `revokeSession: ${JSON.stringify(revoked)}`);
+  assert.equal((await other.evaluate(() => window.app.getSession())).data, null, 'the other browser is signed out');
+  await otherContext.close();
+  assert.ok((await page.evaluate(() => window.app.getSession())).data, 'this browser is still signed in');
+
+  await signInOther();
+  const others = await page.evaluate(() => window.app.revokeOtherSessions());
+  assert.deepEqual(others.data, { status: true }, `revokeOtherSessions: ${JSON.stringify(others)}`);
+  assert.equal((await other.evaluate(() => window.app.getSession())).data, null, 'revokeOtherSessions ended the other one');
+  const left = await page.evaluate(() => window.app.listSessions());
+  assert.deepEqual(left.data.map((s) => s.id), [current.id], 'only this session is left');
+  await otherContext.close();
+
+  const providers = async () => (await page.evaluate(() => window.app.listAccounts())).data.map((a) => a.providerId).sort();
+  assert.deepEqual(await providers(), [PROVIDER]);
+  await page.evaluate((provider) => { window.app.linkSocial({ provider, callbackURL: '/app.html?linked=1' }); }, SECOND_PROVIDER);
+  await throughProvider(page, 'carol', (url) => onPath('/app.html')(url) && url.searchParams.get('linked') === '1');
+  assert.equal((await page.evaluate(() => window.hydrated)).data?.session.id, current.id, 'linking kept the session');
+  assert.deepEqual(await providers(), [PROVIDER, SECOND_PROVIDER].sort(), 'linkSocial added the account');
+
+  const unlinked = await page.evaluate((providerId) => window.app.unlinkAccount(providerId), SECOND_PROVIDER);
+  assert.deepEqual(unlinked.data, { status: true }, `unlinkAccount: ${JSON.stringify(unlinked)}`);
+  assert.deepEqual(await providers(), [PROVIDER], 'unlinkAccount removed it');
+  const last = await page.evaluate((providerId) => window.app.unlinkAccount(providerId), PROVIDER);
+  assert.equal(last.error?.code, 'FAILED_TO_UNLINK_LAST_ACCOUNT', `the last account stays: ${JSON.stringify(last)}`);
+  assert.deepEqual(await providers(), [PROVIDER]);
 }));
 
 test('signOut ends the session', { timeout: 60_000 }, h.guard(async () => {
