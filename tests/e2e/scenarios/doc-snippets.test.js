@@ -130,10 +130,19 @@ test('dashboard-axios: five concurrent requests with an expired access token cau
 
   // JWT expiry has one-second granularity: wait the TTL plus a margin.
   await sleep((ACCESS_TTL_SECS + 1.5) * 1000);
+  // A slow network for one of the five: its 401 arrives after the refresh has
+  // finished, and must be retried without a second refresh.
+  let seen = 0;
+  const slowFirst = async (route) => {
+    if (++seen === 1) await sleep(1000);
+    await route.continue();
+  };
+  await page.route(`${api.url}/api/v1/auth/me`, slowFirst);
   const refreshes = watchRequests(page, 'POST', '/api/v1/auth/refresh');
   const me = watchRequests(page, 'GET', '/api/v1/auth/me');
   const results = await fiveConcurrentMe();
   refreshes.stop(); me.stop();
+  await page.unroute(`${api.url}/api/v1/auth/me`, slowFirst);
 
   assert.deepEqual(results, Array(5).fill({ ok: true, email: ALICE.email }));
   assert.equal(refreshes.requests.length, 1, 'exactly one /refresh for five 401s');
