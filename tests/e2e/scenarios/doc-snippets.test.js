@@ -19,8 +19,9 @@ const h = new Harness('doc-snippets');
 const ALICE = { email: 'alice@example.test', password: 'correct horse battery staple', name: 'Alice' };
 const SECRET_B64 = randomBytes(32).toString('base64');
 const CLIENT_ID = 'e2edocsclient';
-// Real expiry: access and extension tokens die after 2 s.
-const ACCESS_TTL_SECS = 2;
+// Real expiry: access and extension tokens die after 4 s (long enough for the
+// panel test on a loaded machine, short enough to wait for).
+const ACCESS_TTL_SECS = 4;
 // The `clockTolerance` of the watch-service-node snippet.
 const WATCH_TOLERANCE_SECS = 5;
 const routes = {
