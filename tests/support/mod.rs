@@ -8,6 +8,7 @@ pub mod oauth2;
 pub mod oidc_provider;
 pub mod process;
 pub mod smtp;
+pub mod snippets;
 
 use std::sync::Arc;
 

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 
-import { SignJWT, createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 
 import { Harness, freePort, withTimeout } from '../lib/harness.js';
+import { mintExtensionJwt as mintTwitchJwt } from '../lib/twitch.js';
 
 const h = new Harness('extension');
 // Twitch shows the extension secret base64-encoded; it signs with the decoded bytes.
@@ -17,21 +18,8 @@ const SECRET_B64 = randomBytes(32).toString('base64');
 const CLIENT_ID = 'e2eclientid';
 let api; let pages; let context; let page;
 
-/** A Twitch-style Extension JWT (HS256, base64-decoded secret), as Twitch mints them. */
-function mintExtensionJwt({ secretB64 = SECRET_B64, userId = '4242', opaque = 'U4242e2e', role = 'viewer' } = {}) {
-  const claims = {
-    opaque_user_id: opaque,
-    channel_id: '9001',
-    role,
-    is_unlinked: false,
-    pubsub_perms: { listen: ['broadcast', 'global'], send: [] },
-  };
-  if (userId) claims.user_id = userId;
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setExpirationTime('5m')
-    .sign(Buffer.from(secretB64, 'base64'));
-}
+/** A Twitch-style Extension JWT signed with this run's secret, or `secretB64`. */
+const mintExtensionJwt = (claims = {}) => mintTwitchJwt({ secretB64: SECRET_B64, ...claims });
 
 /** Loads the channel page, hands the panel `token`, and returns the panel's report. */
 async function runPanel(token) {
