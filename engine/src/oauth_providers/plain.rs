@@ -16,7 +16,7 @@ use super::jwks::JwksCache;
 use super::presets::Preset;
 use super::registry::response_mode;
 use super::{verified_emails, Flavor, Provider, ProviderError};
-use crate::config::{ProviderConfig, TokenAuthMethod, UserinfoFields};
+use crate::config::{ProviderConfig, TokenAuthMethod};
 use crate::ProviderIdentity;
 
 /// Builds the plain OAuth 2.0 provider `name`: the configured endpoints over
@@ -67,9 +67,7 @@ pub(crate) fn provider(
         }),
         fields: FieldMap::new(
             settings.fields.as_ref(),
-            &preset
-                .map(Preset::fields)
-                .unwrap_or_else(UserinfoFields::default),
+            &preset.map(Preset::fields).unwrap_or_default(),
         ),
         preset,
     };
