@@ -3,8 +3,10 @@
 //! address list decides which email is verified), the `discord` preset (its
 //! avatar URL), a custom `kind = "oauth2"` provider read through a field map
 //! (and without PKCE), an unverified email that never joins an existing user,
-//! missing / forged / replayed state, token endpoint refusals, userinfo
-//! failures, the `form_post` callback, and the configurations refused at start.
+//! missing / forged / replayed / expired state, token endpoint refusals,
+//! userinfo failures, `link-social`, the `form_post` callback (over HTTP: a
+//! 303 on to the GET callback, where the Lax state cookie is checked), and
+//! the configurations refused at start.
 
 mod support;
 
@@ -733,4 +735,111 @@ fn presets_need_only_credentials_and_custom_providers_load_with_a_field_map() {
         corp.fields.as_ref().unwrap().name,
         paths(&["data.name", "data.login"])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_state_posted_by_form_is_refused_where_it_is_checked() {
+    use tachigo_engine::oauth_providers::PendingAuthorizations;
+    use tachigo_engine::opaque_token::hash_secret;
+    let provider = PlainOAuth2Provider::start().await;
+    let server = start_with("corp", custom(&provider)).await;
+    let cookie = "a-browser-binding-secret";
+    let now = server.engine().now();
+    let record = tachigo_engine::PendingAuthorization {
+        provider: "corp".into(),
+        pkce_verifier: String::new(),
+        nonce: None,
+        binding_hash: hash_secret(cookie.as_bytes()),
+        callback_url: format!("{FRONTEND}/dashboard"),
+        error_callback_url: format!("{FRONTEND}/expired-here"),
+        new_user_callback_url: None,
+        link_user_id: None,
+        link_session_id: None,
+        created_at: now - 11 * 60 * 1000,
+        expires_at: now - 60 * 1000,
+    };
+    assert!(PendingAuthorizations::new(server.engine(), 10)
+        .save("an-old-state", &record)
+        .await
+        .unwrap());
+    let posted = cross_site_post(
+        &provider,
+        &server.url("/api/auth/callback/corp"),
+        "code=whatever&state=an-old-state".into(),
+    )
+    .await;
+    assert_eq!(posted.status(), 303);
+    assert_eq!(server.engine().pending_authorization_count(), 1);
+    let landed = plain_client()
+        .get(location(&posted))
+        .header("cookie", format!("tachigo.oauth_state={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landed.status(), 302);
+    assert_eq!(
+        location(&landed),
+        format!("{FRONTEND}/expired-here?error=state_expired")
+    );
+    assert_nothing_stored(&server).await;
+    assert_eq!(provider.token_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_social_adds_a_plain_provider_account_to_the_signed_in_user() {
+    let provider = PlainOAuth2Provider::start().await;
+    let server = TestServer::start_with(|config| {
+        config
+            .oauth
+            .providers
+            .insert("github".into(), preset(&provider));
+        config
+            .oauth
+            .providers
+            .insert("corp".into(), custom(&provider));
+    })
+    .await;
+    provider.set_user(PlainUser {
+        userinfo: json!({"data": {"id": "c-1", "mail": "linker@example.com", "mail_verified": true}}),
+        emails: json!([]),
+    });
+    let b = browser();
+    oauth_sign_in(&server, &b, "corp", json!({})).await;
+    let user_id = user_of(&server, &b).await.id;
+
+    provider.set_user(PlainUser::github(
+        4242,
+        "linker",
+        None,
+        json!([{"email": "elsewhere@example.com", "primary": true, "verified": true}]),
+    ));
+    let started = b
+        .post(server.url("/api/auth/link-social"))
+        .header("origin", FRONTEND)
+        .json(&json!({"provider": "github", "callbackURL": "/settings"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let url = started.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let landed = support::through_provider(&b, &url).await;
+    assert_eq!(location(&landed), format!("{FRONTEND}/settings"));
+    let user = server.engine().user(&user_id).await.unwrap();
+    let mut linked: Vec<(String, String)> = user
+        .accounts
+        .iter()
+        .map(|a| (a.provider.clone(), a.subject.clone()))
+        .collect();
+    linked.sort();
+    assert_eq!(
+        linked,
+        [
+            ("corp".into(), "c-1".into()),
+            ("github".into(), "4242".into())
+        ]
+    );
+    assert_eq!(server.engine().user_count().await.unwrap(), 1);
 }
