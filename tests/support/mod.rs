@@ -5,6 +5,7 @@
 
 pub mod metrics;
 pub mod oauth2;
+pub mod oauth2_provider;
 pub mod oidc_provider;
 pub mod process;
 pub mod smtp;

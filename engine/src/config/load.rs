@@ -25,7 +25,7 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
@@ -177,7 +177,7 @@ fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_url(key: &str, value: &str) -> Result<url::Url, ConfigError> {
+pub(super) fn check_url(key: &str, value: &str) -> Result<url::Url, ConfigError> {
     let url = url::Url::parse(value)
         .map_err(|e| invalid(key, format!("`{value}` is not an absolute URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -409,18 +409,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
                 "is required (or client_secret_file)",
             ));
         }
-        match (name.as_str(), &provider.issuer) {
-            ("google" | "twitch", _) => {}
-            (_, Some(issuer)) => {
-                check_url(&format!("{key}.issuer"), issuer)?;
-            }
-            (_, None) => {
-                return Err(invalid(
-                    format!("{key}.issuer"),
-                    "is required for a generic OpenID Connect provider",
-                ))
-            }
-        }
+        super::provider_checks::check_provider(name, provider)?;
     }
     for (i, p) in config.oauth.trusted_providers.iter().enumerate() {
         if !config.oauth.providers.contains_key(p) {

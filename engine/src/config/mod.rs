@@ -8,6 +8,8 @@
 pub mod deployment;
 mod duration;
 mod load;
+mod plain_oauth2;
+mod provider_checks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::ConfigDuration;
 pub use load::{load, read_postgres_url_file, ConfigError};
+pub use plain_oauth2::{FieldPaths, ProviderKind, ResponseMode, TokenAuthMethod, UserinfoFields};
 
 /// Every setting of the server.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -180,7 +183,9 @@ impl Default for OAuthConfig {
 }
 
 /// A social provider. `google` and `twitch` know their endpoints; any other name
-/// is a generic OpenID Connect provider and needs `issuer`.
+/// is a generic OpenID Connect provider and needs `issuer` — unless it is
+/// `kind = "oauth2"` (or named `github` / `discord`, the plain OAuth 2.0
+/// presets): then its endpoints and userinfo fields are configured here.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProviderConfig {
@@ -189,6 +194,24 @@ pub struct ProviderConfig {
     pub client_secret_file: Option<PathBuf>,
     pub issuer: Option<String>,
     pub scopes: Option<Vec<String>>,
+    /// `oidc` (unset: OpenID Connect, or `oauth2` for the `github` and
+    /// `discord` presets) or `oauth2`.
+    pub kind: Option<ProviderKind>,
+    /// `query` (unset) or `form_post`: how the provider sends the browser back.
+    pub response_mode: Option<ResponseMode>,
+    /// Plain OAuth 2.0 only: the endpoints (presets know theirs; set to override).
+    pub authorization_url: Option<String>,
+    pub token_url: Option<String>,
+    pub userinfo_url: Option<String>,
+    /// Plain OAuth 2.0 only: a GitHub-shaped list of the user's addresses
+    /// (`[{email, primary, verified}]`) that tells which email is verified.
+    pub emails_url: Option<String>,
+    /// Plain OAuth 2.0 only: whether to use PKCE S256 (unset: yes).
+    pub pkce: Option<bool>,
+    /// Plain OAuth 2.0 only: how the client secret goes to the token endpoint.
+    pub token_auth_method: Option<TokenAuthMethod>,
+    /// Plain OAuth 2.0 only: where the userinfo JSON keeps each identity field.
+    pub fields: Option<UserinfoFields>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,5 +1,7 @@
 //! OAuth 2.0 / OpenID Connect provider clients for the backend-first sign-in
-//! (CONTRACTS.md §3): `google`, `twitch`, and any issuer configured by name.
+//! (CONTRACTS.md §3): `google`, `twitch`, and any issuer configured by name;
+//! plain OAuth 2.0 providers (`kind = "oauth2"`, the `github` and `discord`
+//! presets), whose identity comes from their userinfo endpoint.
 //!
 //! The frontend asks a [`Provider`] for an authorization URL ([`Provider::start`],
 //! PKCE S256 + `state` + OIDC `nonce`) and, when the browser comes back with a
@@ -13,7 +15,9 @@
 //! `provider` (one provider's flow), `flavor` (what google and twitch do
 //! differently, and their well-known endpoints), `discovery` and `jwks` (fetched
 //! and cached), `authorize`, `exchange` (with `token_response`), `id_token`,
-//! `userinfo`, `identity` (claims → identity), `pending` (the server-side half
+//! `userinfo`, `identity` (claims → identity), `plain` (a plain OAuth 2.0
+//! provider's identity, with `field_map`, `presets` and `verified_emails`),
+//! `pending` (the server-side half
 //! of `state`, kept ten minutes and taken once), `http` (the shared client) and
 //! `error`.
 
@@ -21,20 +25,25 @@ mod authorize;
 mod discovery;
 mod error;
 mod exchange;
+mod field_map;
 mod flavor;
 mod http;
 mod id_token;
 mod identity;
 mod jwks;
 mod pending;
+mod plain;
+mod presets;
 mod provider;
 mod registry;
 mod token_response;
 mod userinfo;
+mod verified_emails;
 
 pub use authorize::AuthorizationStart;
 pub use error::ProviderError;
 pub use flavor::Flavor;
+pub(crate) use http::acceptable_endpoint;
 pub use pending::{PendingAuthorizations, TakenState, STATE_TTL_MS};
 pub use provider::{valid_login_hint, valid_scope, Provider};
 pub use registry::Providers;

@@ -1,6 +1,7 @@
 //! One configured provider and its two steps: [`Provider::start`] builds the
 //! authorization URL; [`Provider::finish`] turns the returned code into a
-//! verified identity (exchange → id_token verification → userinfo if needed).
+//! verified identity (exchange → id_token verification → userinfo if needed;
+//! for a plain OAuth 2.0 provider, exchange → userinfo).
 
 use oauth2::TokenResponse;
 
@@ -9,6 +10,7 @@ use super::discovery::EndpointSource;
 use super::exchange::{self, ExchangeParams};
 use super::id_token::{self, Expectations};
 use super::jwks::JwksCache;
+use super::plain::PlainOAuth2;
 use super::{userinfo, Flavor, ProviderError};
 use crate::ProviderIdentity;
 
@@ -27,6 +29,12 @@ pub struct Provider {
     pub(crate) endpoints: EndpointSource,
     pub(crate) jwks: JwksCache,
     pub(crate) http: reqwest::Client,
+    /// Set for a plain OAuth 2.0 provider: no id_token, the userinfo says who signed in.
+    pub(crate) plain: Option<PlainOAuth2>,
+    /// Whether authorizations use PKCE S256 (always, for OpenID Connect).
+    pub(crate) pkce: bool,
+    /// `response_mode` asked of the provider (`form_post`), if any.
+    pub(crate) response_mode: Option<&'static str>,
 }
 
 /// Never prints the client secret.
@@ -37,6 +45,7 @@ impl std::fmt::Debug for Provider {
             .field("flavor", &self.flavor)
             .field("client_id", &self.client_id)
             .field("redirect_uri", &self.redirect_uri)
+            .field("plain_oauth2", &self.plain.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -98,12 +107,16 @@ impl Provider {
                 redirect_uri: &self.redirect_uri,
                 scopes: &scopes,
                 login_hint,
+                openid: self.plain.is_none(),
+                pkce: self.pkce,
+                response_mode: self.response_mode,
             },
         )
     }
 
     /// Completes an authorization: exchanges `code` with the PKCE verifier,
-    /// verifies the id_token against `nonce`, and reads the identity.
+    /// verifies the id_token against `nonce`, and reads the identity (a plain
+    /// OAuth 2.0 provider: reads it from its userinfo; `nonce` is unused).
     pub async fn finish(
         &self,
         code: &str,
@@ -121,9 +134,14 @@ impl Provider {
                 redirect_uri: &self.redirect_uri,
             },
             code,
-            pkce_verifier,
+            self.pkce.then_some(pkce_verifier),
         )
         .await?;
+        if let Some(plain) = &self.plain {
+            return plain
+                .identity(&self.http, tokens.access_token().secret(), &self.name)
+                .await;
+        }
         let id_token = tokens.id_token().ok_or_else(|| {
             ProviderError::InvalidIdToken("the token response has no id_token".into())
         })?;

@@ -2,15 +2,25 @@
 //! without any network access (endpoints are discovered on first use).
 //! `google` and `twitch` use their published endpoints unless an `issuer` is
 //! configured (then they are discovered from it, keeping their quirks); any
-//! other name is a generic OpenID Connect provider discovered from `issuer`.
+//! other name is a generic OpenID Connect provider discovered from `issuer`,
+//! unless it is plain OAuth 2.0 (`kind = "oauth2"`, `github`, `discord`:
+//! built by [`plain::provider`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::discovery::EndpointSource;
 use super::jwks::JwksCache;
-use super::{http, Flavor, Provider};
-use crate::config::OAuthConfig;
+use super::{http, plain, Flavor, Provider};
+use crate::config::{OAuthConfig, ProviderKind, ResponseMode};
+
+/// The `response_mode` parameter a configured mode asks for.
+pub(crate) fn response_mode(mode: Option<ResponseMode>) -> Option<&'static str> {
+    match mode {
+        Some(ResponseMode::FormPost) => Some("form_post"),
+        Some(ResponseMode::Query) | None => None,
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Providers {
@@ -27,6 +37,11 @@ impl Providers {
             .providers
             .iter()
             .map(|(name, settings)| {
+                let redirect_uri = format!("{callback_base}{name}");
+                if settings.kind_for(name) == ProviderKind::Oauth2 {
+                    let provider = plain::provider(name, settings, redirect_uri, client.clone());
+                    return (name.clone(), Arc::new(provider));
+                }
                 let flavor = Flavor::from_name(name);
                 let endpoints = match (&settings.issuer, flavor.well_known()) {
                     (Some(issuer), _) => EndpointSource::discover(issuer),
@@ -51,11 +66,14 @@ impl Providers {
                     flavor,
                     client_id: settings.client_id.clone(),
                     client_secret: settings.client_secret.clone(),
-                    redirect_uri: format!("{callback_base}{name}"),
+                    redirect_uri,
                     scopes,
                     endpoints,
                     jwks: JwksCache::default(),
                     http: client.clone(),
+                    plain: None,
+                    pkce: true,
+                    response_mode: response_mode(settings.response_mode),
                 };
                 (name.clone(), Arc::new(provider))
             })

@@ -16,7 +16,7 @@
 //! password, profile updates and account deletion, the mails going through
 //! the engine's durable mail queue.
 //!
-//! One file per endpoint family (`sign_in`, `callback`, `get_session`,
+//! One file per endpoint family (`sign_in`, `callback`, `form_post_callback`, `get_session`,
 //! `sign_out`, `sessions`, `accounts`, `sign_up_email`, `sign_in_email`,
 //! `verification`, `password_reset`, `change_password`, `update_user`,
 //! `delete_user`) plus what they share: `authorization` (starting a provider
@@ -34,6 +34,7 @@ mod change_password;
 mod delete_user;
 mod email_errors;
 mod email_limits;
+mod form_post_callback;
 mod get_session;
 mod password_reset;
 mod password_rules;
@@ -116,6 +117,7 @@ pub fn route_table() -> RouteTable {
         (Method::POST, "/api/auth/sign-in/social"),
         (Method::GET, "/api/auth/sign-in/social/{provider}"),
         (Method::GET, "/api/auth/callback/{provider}"),
+        (Method::POST, "/api/auth/callback/{provider}"),
         (Method::POST, "/api/auth/sign-out"),
         (Method::GET, "/api/auth/list-sessions"),
         (Method::POST, "/api/auth/revoke-session"),
@@ -301,6 +303,12 @@ pub fn mount(state: &AppState) -> Mount {
         .and(cookie_header())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and_then(callback::handle);
+    let form_post_callback = warp::path!("api" / "auth" / "callback" / String)
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(crate::common::body::limited_bytes())
+        .and_then(form_post_callback::handle);
     let sign_out = warp::path!("api" / "auth" / "sign-out")
         .and(warp::post())
         .and(with_oauth(o))
@@ -359,6 +367,8 @@ pub fn mount(state: &AppState) -> Mount {
         .or(sign_in_get)
         .unify()
         .or(callback)
+        .unify()
+        .or(form_post_callback)
         .unify()
         .or(sign_out)
         .unify()
