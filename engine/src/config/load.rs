@@ -400,6 +400,12 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     for (name, provider) in &config.oauth.providers {
         let key = format!("oauth.providers.{name}");
+        if name == crate::siwe::SIWE_PROVIDER {
+            return Err(invalid(
+                key,
+                "is the name of Sign-In with Ethereum's accounts; pick another name",
+            ));
+        }
         if provider.client_id.is_empty() {
             return Err(invalid(format!("{key}.client_id"), "is required"));
         }
