@@ -575,6 +575,11 @@ mod tests {
             &[],
         );
         assert!(e.contains("oauth.providers.corp.issuer"), "{e}");
+        let e = refusal(
+            "[oauth.providers.siwe]\nclient_id = \"a\"\nclient_secret = \"b\"\nissuer = \"https://id.example\"\n",
+            &[],
+        );
+        assert!(e.contains("oauth.providers.siwe"), "{e}");
         let e = refusal("[server]\npublic_url = \"localhost\"\n", &[]);
         assert!(e.contains("server.public_url"), "{e}");
         let e = refusal("not toml = = =", &[]);

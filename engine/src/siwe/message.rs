@@ -71,9 +71,7 @@ fn is_authority(s: &str) -> bool {
 }
 
 fn is_uri(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_graphic())
-        && url::Url::parse(s).is_ok()
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()) && url::Url::parse(s).is_ok()
 }
 
 fn time(value: &str) -> Result<UnixMillis, SiweError> {
@@ -178,7 +176,10 @@ impl SiweMessage {
             return Err(invalid("the request ID has control characters"));
         }
         let mut resources = Vec::new();
-        if lines.optional("Resources:").is_some_and(|rest| rest.is_empty()) {
+        if lines
+            .optional("Resources:")
+            .is_some_and(|rest| rest.is_empty())
+        {
             while let Some(resource) = lines.optional("- ") {
                 if !is_uri(resource) {
                     return Err(invalid("a resource is not an RFC 3986 URI"));
@@ -283,11 +284,7 @@ mod tests {
             );
         }
         // Fields out of order.
-        let swapped = good.replacen(
-            "Version: 1\nChain ID: 137",
-            "Chain ID: 137\nVersion: 1",
-            1,
-        );
+        let swapped = good.replacen("Version: 1\nChain ID: 137", "Chain ID: 137\nVersion: 1", 1);
         assert!(SiweMessage::parse(&swapped).is_err());
         assert!(SiweMessage::parse(&good.replace('\n', "\r\n")).is_err());
         assert!(SiweMessage::parse(&"a".repeat(MAX_MESSAGE_BYTES + 1)).is_err());

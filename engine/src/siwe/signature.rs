@@ -94,7 +94,10 @@ mod tests {
         let (signature, recovery) = key.sign_prehash_recoverable(&eip191_hash(message)).unwrap();
         let mut bytes = signature.to_bytes().to_vec();
         bytes.push(27 + recovery.to_byte());
-        format!("0x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        format!(
+            "0x{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
     }
 
     #[test]
@@ -102,7 +105,8 @@ mod tests {
         // Hardhat's first development account: a well-known private key and address.
         let secret: [u8; 32] = core::array::from_fn(|i| {
             u8::from_str_radix(
-                &"ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"[2 * i..2 * i + 2],
+                &"ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+                    [2 * i..2 * i + 2],
                 16,
             )
             .unwrap()
@@ -139,7 +143,10 @@ mod tests {
                 "{malformed}"
             );
         }
-        for contract in [format!("0x{}", "11".repeat(66)), format!("0x{}", "ab".repeat(300))] {
+        for contract in [
+            format!("0x{}", "11".repeat(66)),
+            format!("0x{}", "ab".repeat(300)),
+        ] {
             assert!(matches!(parse(&contract), Err(SiweError::ContractWallet)));
         }
     }

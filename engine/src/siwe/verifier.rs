@@ -84,7 +84,10 @@ impl SiweVerifier {
             engine: engine.clone(),
             nonces: SiweNonces::new(engine, max_pending),
             domain,
-            scheme: url.as_ref().map(|u| u.scheme().to_string()).unwrap_or_default(),
+            scheme: url
+                .as_ref()
+                .map(|u| u.scheme().to_string())
+                .unwrap_or_default(),
             origin: url
                 .map(|u| u.origin().ascii_serialization())
                 .unwrap_or_default(),
@@ -138,7 +141,9 @@ impl SiweVerifier {
         }
         let now = self.engine.now();
         if message.issued_at < nonce_issued_at - CLOCK_SKEW_MS {
-            return Err(SiweError::Mismatch("the message was issued before its nonce"));
+            return Err(SiweError::Mismatch(
+                "the message was issued before its nonce",
+            ));
         }
         if message.issued_at > now + CLOCK_SKEW_MS {
             return Err(SiweError::NotYetValid);
