@@ -92,7 +92,10 @@ fn invalid_wallet_address() -> ApiError {
 }
 
 fn invalid_chain_id() -> ApiError {
-    ApiError::bad_request("invalid_chain_id", "chainId must be a positive EIP-155 chain id")
+    ApiError::bad_request(
+        "invalid_chain_id",
+        "chainId must be a positive EIP-155 chain id",
+    )
 }
 
 /// A refusal of the engine's checks, as the contract answers it.
@@ -188,8 +191,8 @@ async fn check_and_sign_in(
         .as_deref()
         .map(|e| normalize_email(e).map_err(|_| invalid_email()))
         .transpose()?;
-    let caller = session_cookie::current(&oauth.engine, session_cookie::cookie_header(headers))
-        .await?;
+    let caller =
+        session_cookie::current(&oauth.engine, session_cookie::cookie_header(headers)).await?;
     let wallet = oauth
         .siwe
         .verify(&body.message, &body.signature)
@@ -201,8 +204,8 @@ async fn check_and_sign_in(
                 refusal(refused)
             }
         })?;
-    let claimed_other_address = claimed_address
-        .is_some_and(|a| parse_address(&wallet.address) != Some(a));
+    let claimed_other_address =
+        claimed_address.is_some_and(|a| parse_address(&wallet.address) != Some(a));
     if claimed_other_address || body.chain_id.is_some_and(|c| c != wallet.chain_id) {
         return Err(refusal(SiweError::Mismatch(
             "walletAddress or chainId is not the signed message's",
