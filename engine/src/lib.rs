@@ -23,6 +23,7 @@ pub mod password_formats;
 pub mod refresh_family;
 mod router;
 mod session_views;
+pub mod siwe;
 pub mod store_admin;
 mod store_config;
 mod user_actor;

@@ -400,6 +400,12 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     for (name, provider) in &config.oauth.providers {
         let key = format!("oauth.providers.{name}");
+        if name == crate::siwe::SIWE_PROVIDER {
+            return Err(invalid(
+                key,
+                "is the name of Sign-In with Ethereum's accounts; pick another name",
+            ));
+        }
         if provider.client_id.is_empty() {
             return Err(invalid(format!("{key}.client_id"), "is required"));
         }
@@ -558,6 +564,11 @@ mod tests {
             &[],
         );
         assert!(e.contains("oauth.providers.corp.issuer"), "{e}");
+        let e = refusal(
+            "[oauth.providers.siwe]\nclient_id = \"a\"\nclient_secret = \"b\"\nissuer = \"https://id.example\"\n",
+            &[],
+        );
+        assert!(e.contains("oauth.providers.siwe"), "{e}");
         let e = refusal("[server]\npublic_url = \"localhost\"\n", &[]);
         assert!(e.contains("server.public_url"), "{e}");
         let e = refusal("not toml = = =", &[]);

@@ -24,7 +24,7 @@ const MAX_EXTRA_SCOPES: usize = 16;
 
 /// What a client is told to wait when every pending slot is taken: the
 /// expired flows are swept about once a minute.
-const PENDING_FULL_RETRY: Duration = Duration::from_secs(60);
+pub(crate) const PENDING_FULL_RETRY: Duration = Duration::from_secs(60);
 
 /// The signed-in user a link flow adds the account to, and the session that
 /// asked: the callback links only while that session is still live.
@@ -55,7 +55,7 @@ pub(crate) fn provider_not_found() -> ApiError {
     ApiError::not_found("provider_not_found", "no such provider is configured")
 }
 
-fn too_many_requests(reason: &'static str, wait: Duration, message: &str) -> ApiError {
+pub(crate) fn too_many_requests(reason: &'static str, wait: Duration, message: &str) -> ApiError {
     metrics::counter!("tachigo_oauth_authorizations_refused_total", "reason" => reason)
         .increment(1);
     let (name, value) = retry_after(wait);

@@ -19,7 +19,7 @@
 //! One file per endpoint family (`sign_in`, `callback`, `form_post_callback`, `get_session`,
 //! `sign_out`, `sessions`, `accounts`, `sign_up_email`, `sign_in_email`,
 //! `verification`, `password_reset`, `change_password`, `update_user`,
-//! `delete_user`) plus what they share: `authorization` (starting a provider
+//! `delete_user`, `siwe`) plus what they share: `authorization` (starting a provider
 //! flow), `callback_urls` (the open-redirect rules), `session_cookie`,
 //! `state_cookie`, `web_session` (a password sign-in's session),
 //! `browser_origin` (login CSRF), `email_limits`, `password_rules`,
@@ -44,6 +44,7 @@ mod sign_in;
 mod sign_in_email;
 mod sign_out;
 mod sign_up_email;
+mod siwe;
 mod state_cookie;
 mod update_user;
 mod validated_body;
@@ -58,6 +59,7 @@ use std::sync::Arc;
 
 use serde::de::IgnoredAny;
 use tachigo_engine::oauth_providers::{PendingAuthorizations, Providers};
+use tachigo_engine::siwe::SiweVerifier;
 use tachigo_engine::Engine;
 use warp::http::Response;
 use warp::{Filter, Rejection, Reply};
@@ -95,6 +97,8 @@ pub(crate) struct OAuth {
     auth_base: String,
     /// `oauth.allow_email_signup`.
     allow_email_signup: bool,
+    /// Sign-In with Ethereum for `oauth.frontend_url` (`siwe/nonce`, `siwe/verify`).
+    siwe: SiweVerifier,
 }
 
 fn with_oauth(
@@ -137,6 +141,8 @@ pub fn route_table() -> RouteTable {
         (Method::POST, "/api/auth/change-password"),
         (Method::POST, "/api/auth/update-user"),
         (Method::POST, "/api/auth/delete-user"),
+        (Method::POST, "/api/auth/siwe/nonce"),
+        (Method::POST, "/api/auth/siwe/verify"),
     ])
 }
 
@@ -235,6 +241,26 @@ fn email_routes(o: &Arc<OAuth>) -> warp::filters::BoxedFilter<(Response<Body>,)>
         .boxed()
 }
 
+/// Sign-In with Ethereum (Better Auth's `siwe`), boxed as one.
+fn siwe_routes(o: &Arc<OAuth>) -> warp::filters::BoxedFilter<(Response<Body>,)> {
+    use validated_body::validated_body;
+    let siwe_nonce = warp::path!("api" / "auth" / "siwe" / "nonce")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(validated_body())
+        .and_then(siwe::nonce);
+    let siwe_verify = warp::path!("api" / "auth" / "siwe" / "verify")
+        .and(warp::post())
+        .and(with_oauth(o))
+        .and(request_context())
+        .and(warp::header::headers_cloned())
+        .and(validated_body())
+        .and_then(siwe::verify);
+    siwe_nonce.or(siwe_verify).unify().boxed()
+}
+
 /// Where a sign-in may send the browser afterwards: the trusted origins and
 /// this server's own (the OAuth 2.1 authorization and device pages send users
 /// to sign in with a `callbackURL` back to themselves).
@@ -274,6 +300,11 @@ pub fn mount(state: &AppState) -> Mount {
             "{}{}",
             config.server.public_url.trim_end_matches('/'),
             PREFIX.trim_end_matches('/')
+        ),
+        siwe: SiweVerifier::new(
+            &state.engine,
+            &config.oauth.frontend_url,
+            config.limits.max_pending_oauth_states,
         ),
     });
     let o = &oauth;
@@ -357,6 +388,7 @@ pub fn mount(state: &AppState) -> Mount {
         .and(json_body())
         .and_then(accounts::unlink);
     let email = email_routes(o);
+    let siwe = siwe_routes(o);
     let ok = warp::path!("api" / "auth" / "ok")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"ok": true})).into_response());
@@ -389,6 +421,8 @@ pub fn mount(state: &AppState) -> Mount {
         .or(ok)
         .unify()
         .or(email)
+        .unify()
+        .or(siwe)
         .unify()
         .boxed();
     let table = route_table();
