@@ -564,3 +564,63 @@ async fn a_schedule_shorter_than_twice_the_cache_lifetime_is_refused_at_start() 
     let message = format!("{:#}", refused.err().expect("the start is refused"));
     assert!(message.contains("tokens.jwks_cache_lifetime"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_on_one_postgresql_serves_a_new_key_before_it_signs() {
+    // Two nodes on one PostgreSQL database (whatever store the suite runs on).
+    let database = tachigo_testkit::postgres().fresh_database().await;
+    let on_shared_database = |c: &mut Config| {
+        short_timing(c);
+        c.storage.backend = tachigo_engine::config::StorageBackend::Postgres;
+        c.storage.postgres.url = Some(database.clone());
+    };
+    let mut a = TestServer::start_with(on_shared_database).await;
+    let mut b = TestServer::start_with(on_shared_database).await;
+    let old = a.engine().keys().active_kid();
+    assert_eq!(b.engine().keys().active_kid(), old);
+    let (_, _, admin) = signed_in(&a, "ops@example.com", &["admin"]).await;
+    let mut client_of_b = RefreshingClient::start(&b, "on-b@example.com").await;
+
+    let r = rotate(&a, &admin).await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    let new = body["kid"].as_str().unwrap().to_string();
+    let activates_at = iso_ms(&body["activates_at"]);
+    assert!(fetch_jwks(&a).await.keys.contains_key(&new));
+    // Node B sees the rotation under way in storage and starts no other.
+    let r = rotate(&b, &admin).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "key_rotation_pending");
+
+    // Node B lists the new key a whole cache lifetime before it signs,
+    // signs with the old one until then and with the new one after.
+    let mut listed_by_b = None;
+    let mut b_signed_new = false;
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        let before = now_ms();
+        if listed_by_b.is_none() && fetch_jwks(&b).await.keys.contains_key(&new) {
+            listed_by_b = Some(before);
+        }
+        let token = client_of_b.access_token(&b).await;
+        let after = now_ms();
+        let kid = kid_of(&token);
+        if after < activates_at {
+            assert_eq!(kid, old, "node B signed with the new key early");
+        }
+        if before >= activates_at {
+            assert_eq!(kid, new, "node B signed with the old key late");
+            b_signed_new = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed_by_b = listed_by_b.expect("node B lists the new key");
+    assert!(
+        listed_by_b <= activates_at - CACHE_S as i64 * 1000,
+        "node B listed the key {} ms before it signed",
+        activates_at - listed_by_b
+    );
+    assert!(b_signed_new);
+    a.stop().await;
+    b.stop().await;
+}

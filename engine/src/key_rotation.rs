@@ -2,12 +2,14 @@
 //! `tokens.signing_key_rotation` and the longest token lifetime) and the
 //! background task that keeps the key ring in step with storage.
 //!
-//! Every node reads the key records again every `reload interval` (half the
-//! JWKS cache lifetime), so a key rotated in by any node (or by the offline
-//! command on a shared PostgreSQL) is served by every node's JWKS within that
-//! interval. A rotated-in key therefore signs only after `lead = cache
-//! lifetime + reload interval`: by then every verifier's cached JWKS, fetched
-//! from any node, has been refreshed at least once since every node served it.
+//! Every node reads the key records again every `reload interval` (a quarter
+//! of the JWKS cache lifetime), so a key rotated in by any node (or by the
+//! offline command on a shared PostgreSQL) is served by every node's JWKS
+//! within that interval. A rotated-in key signs only after `lead = cache
+//! lifetime + 2 × reload interval` (1.5 × the cache lifetime): by then every
+//! verifier's cached JWKS, fetched from any node, has been refreshed at least
+//! once since every node served it, with one whole reload interval to spare
+//! for a late timer or a slow read.
 //! The same task starts the scheduled rotations.
 
 use std::sync::Weak;
@@ -48,7 +50,7 @@ impl RotationTiming {
                 ));
             }
         }
-        let reload_interval_ms = cache / 2;
+        let reload_interval_ms = cache / 4;
         let max_token_ttl_ms = options
             .clients
             .iter()
@@ -57,7 +59,7 @@ impl RotationTiming {
         Ok(RotationTiming {
             jwks_cache_lifetime_ms: cache,
             reload_interval_ms,
-            activation_lead_ms: cache.saturating_add(reload_interval_ms),
+            activation_lead_ms: cache.saturating_add(reload_interval_ms.saturating_mul(2)),
             max_token_ttl_ms,
             rotation_interval_ms: options.signing_key_rotation_ms,
         })
