@@ -360,8 +360,12 @@ async fn a_caching_verifier_never_meets_an_unknown_kid_across_two_rotations() {
         .map(|e| e.detail.as_str())
         .collect();
     assert!(rotations.len() >= 2, "{rotations:?}");
-    assert!(rotations.iter().any(|d| d.contains(&k1) && d.contains("admin")));
-    assert!(rotations.iter().any(|d| d.contains(&k2) && d.contains("schedule")));
+    assert!(rotations
+        .iter()
+        .any(|d| d.contains(&k1) && d.contains("admin")));
+    assert!(rotations
+        .iter()
+        .any(|d| d.contains(&k2) && d.contains("schedule")));
     server.stop().await;
 }
 
@@ -393,7 +397,9 @@ async fn the_rotate_endpoint_refuses_bad_callers_and_input_and_changes_nothing()
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (client.post(&url), 401, "invalid_access_token"),
         (
-            client.post(&url).header("authorization", "Bearer not.a.jwt"),
+            client
+                .post(&url)
+                .header("authorization", "Bearer not.a.jwt"),
             401,
             "invalid_access_token",
         ),
@@ -402,8 +408,16 @@ async fn the_rotate_endpoint_refuses_bad_callers_and_input_and_changes_nothing()
             401,
             "invalid_access_token",
         ),
-        (client.post(&url).bearer_auth(&forged), 401, "invalid_access_token"),
-        (client.post(&url).bearer_auth(&expired), 401, "invalid_access_token"),
+        (
+            client.post(&url).bearer_auth(&forged),
+            401,
+            "invalid_access_token",
+        ),
+        (
+            client.post(&url).bearer_auth(&expired),
+            401,
+            "invalid_access_token",
+        ),
         (
             client.post(&url).bearer_auth(&other_audience),
             401,
@@ -411,7 +425,10 @@ async fn the_rotate_endpoint_refuses_bad_callers_and_input_and_changes_nothing()
         ),
         (client.post(&url).bearer_auth(&member), 403, "forbidden"),
         (
-            client.post(&url).bearer_auth(&admin).json(&json!({"kid": "mine"})),
+            client
+                .post(&url)
+                .bearer_auth(&admin)
+                .json(&json!({"kid": "mine"})),
             400,
             "invalid_body",
         ),
@@ -488,7 +505,10 @@ async fn the_rotate_endpoint_refuses_bad_callers_and_input_and_changes_nothing()
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "key_rotation_pending");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains(&pending),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&pending),
         "{body}"
     );
     assert_eq!(fetch_jwks(&server).await.keys, after);

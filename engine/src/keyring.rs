@@ -139,7 +139,9 @@ fn build(records: Vec<SigningKeyRecord>, now: UnixMillis, max_token_ttl_ms: i64)
         .expect("a stored Ed25519 key");
     let published: Vec<PublishedKey> = records
         .iter()
-        .filter(|r| r.kid == active_kid || r.retired_at.is_none_or(|at| at + max_token_ttl_ms > now))
+        .filter(|r| {
+            r.kid == active_kid || r.retired_at.is_none_or(|at| at + max_token_ttl_ms > now)
+        })
         .map(|r| {
             let x = URL_SAFE_NO_PAD.encode(&r.public_key);
             PublishedKey {

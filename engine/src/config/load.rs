@@ -561,12 +561,18 @@ mod tests {
     #[test]
     fn key_rotation_timing_is_read_and_a_too_short_schedule_refused() {
         let c = load(
-            Some(file("[tokens]\njwks_cache_lifetime = \"2m\"\nsigning_key_rotation = \"30d\"\n").path()),
+            Some(
+                file("[tokens]\njwks_cache_lifetime = \"2m\"\nsigning_key_rotation = \"30d\"\n")
+                    .path(),
+            ),
             env(&[]),
         )
         .unwrap();
         assert_eq!(c.tokens.jwks_cache_lifetime.as_secs(), 120);
-        assert_eq!(c.tokens.signing_key_rotation.unwrap().as_secs(), 30 * 86_400);
+        assert_eq!(
+            c.tokens.signing_key_rotation.unwrap().as_secs(),
+            30 * 86_400
+        );
         let defaults = load(Some(file("").path()), env(&[])).unwrap();
         assert_eq!(defaults.tokens.jwks_cache_lifetime.as_secs(), 300);
         assert!(defaults.tokens.signing_key_rotation.is_none());

@@ -16,8 +16,8 @@ use warp::{Filter, Reply};
 use crate::common::cors::CorsPolicy;
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
-use crate::common::{json_body, optional_json_body};
 use crate::common::route_table::RouteTable;
+use crate::common::{json_body, optional_json_body};
 use crate::AppState;
 use http::Method;
 
