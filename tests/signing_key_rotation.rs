@@ -599,6 +599,7 @@ async fn every_node_on_one_postgresql_serves_a_new_key_before_it_signs() {
     let old = a.engine().keys().active_kid();
     assert_eq!(b.engine().keys().active_kid(), old);
     let (_, _, admin) = signed_in(&a, "ops@example.com", &["admin"]).await;
+    let (_, _, admin_on_b) = signed_in(&b, "ops-b@example.com", &["admin"]).await;
     let mut client_of_b = RefreshingClient::start(&b, "on-b@example.com").await;
 
     let r = rotate(&a, &admin).await;
@@ -608,7 +609,8 @@ async fn every_node_on_one_postgresql_serves_a_new_key_before_it_signs() {
     let activates_at = iso_ms(&body["activates_at"]);
     assert!(fetch_jwks(&a).await.keys.contains_key(&new));
     // Node B sees the rotation under way in storage and starts no other.
-    let r = rotate(&b, &admin).await;
+    // (Each node is its own issuer here, so node B's operator signs in there.)
+    let r = rotate(&b, &admin_on_b).await;
     assert_eq!(r.status(), 409);
     assert_eq!(error_code(r).await, "key_rotation_pending");
 
