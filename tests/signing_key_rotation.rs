@@ -646,3 +646,97 @@ async fn every_node_on_one_postgresql_serves_a_new_key_before_it_signs() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_survives_the_server_being_killed_before_the_key_activates() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let store_env = test_store_env().await;
+    let env: Vec<(&str, &str)> = [
+        ("TACHIGO__TOKENS__JWKS_CACHE_LIFETIME", "2s"),
+        ("TACHIGO__TOKENS__ACCESS_TTL", "2s"),
+    ]
+    .into_iter()
+    .chain(store_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    .collect();
+    let out = support::process::run_cli(
+        &data,
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &format!("{DASHBOARD_PASSWORD}\n"),
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let login = |base: String| async move {
+        let r = plain_client()
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "ops@example.com", "password": DASHBOARD_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    };
+    let jwks_kids = |base: String| async move {
+        let body: Value = plain_client()
+            .get(format!("{base}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect::<BTreeSet<String>>()
+    };
+
+    let server = support::process::ServerChild::spawn(&data, &env).await;
+    let admin = login(server.base.clone()).await;
+    let old = kid_of(&admin);
+    let r = plain_client()
+        .post(server.url("/api/v1/admin/keys/rotate"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    let new = body["kid"].as_str().unwrap().to_string();
+    let activates_at = iso_ms(&body["activates_at"]);
+    server.kill_hard();
+
+    // After the crash: both keys published, the old one signing until the time.
+    let server = support::process::ServerChild::spawn(&data, &env).await;
+    let kids = jwks_kids(server.base.clone()).await;
+    assert_eq!(kids, BTreeSet::from([old.clone(), new.clone()]));
+    let token = login(server.base.clone()).await;
+    assert!(now_ms() < activates_at, "restarted within the 3 s lead");
+    assert_eq!(kid_of(&token), old);
+    let wait = (activates_at - now_ms()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait + 100)).await;
+    let token = login(server.base.clone()).await;
+    assert_eq!(kid_of(&token), new, "the pending key activated at its time");
+    // The old key leaves the JWKS once its tokens have expired (2 s).
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert_eq!(
+        jwks_kids(server.base.clone()).await,
+        BTreeSet::from([new.clone()])
+    );
+    server.kill_hard();
+}
