@@ -264,8 +264,8 @@ impl Engine {
     }
 
     /// Starts a signing-key rotation: a new key is published at once and
-    /// signs from its activation time (the JWKS cache lifetime and the
-    /// key reload interval later); the current key is retired then and stays
+    /// signs from its activation time (1.5 × the JWKS cache lifetime later:
+    /// the lifetime and two key reloads); the current key is retired then and stays
     /// published until every token it signed has expired. While a rotated-in
     /// key is still pending nothing changes ([`Rotation::AlreadyPending`]).
     /// `by` names who asked, for the audit log.

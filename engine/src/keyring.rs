@@ -2,8 +2,8 @@
 //!
 //! A key is made on first start and kept in storage. A rotation stores a new
 //! key that is published at once but signs only from its activation time
-//! (its `created_at`, set ahead by the JWKS cache lifetime and the reload
-//! interval), so every verifier that caches the JWKS for the advertised time
+//! (its `created_at`, set 1.5 × the JWKS cache lifetime ahead: see
+//! `key_rotation`), so every verifier that caches the JWKS for the advertised time
 //! knows it before it meets a token it signed. The key it replaces is retired
 //! at that same instant and stays published, and keeps verifying, until every
 //! token it signed has expired.
