@@ -115,6 +115,19 @@ async fn user_and_session_commands_work_on_the_data_directory() {
 
     let out = run_cli(data, &["keys", "rotate"], "", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("is published and signs from"),
+        "{}",
+        stdout(&out)
+    );
+    // A second rotation while the first key is still pending is refused.
+    let out = run_cli(data, &["keys", "rotate"], "", &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("a rotation is already under way"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(user_count(data).await, 1);
 }
 

@@ -15,7 +15,7 @@ use tachigo_storage::{LinkedAccount, StorageError, Store, UserRecord};
 use crate::access_token::AccessClaims;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::keyring::KeyRing;
+use crate::keyring::{KeyRing, Rotation};
 use crate::messages::*;
 use crate::model::{AuditEntry, RefreshFamily, Session, UnixMillis, User};
 use crate::opaque_token;
@@ -49,6 +49,11 @@ pub struct EngineOptions {
     pub max_pending_oauth2_grants: usize,
     /// The OAuth 2.1 server's clients (session lists name them).
     pub clients: crate::clients::ClientRegistry,
+    /// `tokens.jwks_cache_lifetime`: the JWKS `max-age`, and how long a
+    /// rotated-in key is published before it signs.
+    pub jwks_cache_lifetime_ms: i64,
+    /// `tokens.signing_key_rotation`: the rotation schedule, when on.
+    pub signing_key_rotation_ms: Option<i64>,
 }
 
 impl EngineOptions {
@@ -71,6 +76,8 @@ impl EngineOptions {
             // The loader refuses bad clients; a configuration built in code
             // with one gets none (and the server's start refuses it).
             clients: crate::clients::ClientRegistry::from_config(config).unwrap_or_default(),
+            jwks_cache_lifetime_ms: t.jwks_cache_lifetime.as_millis_i64(),
+            signing_key_rotation_ms: t.signing_key_rotation.map(|d| d.as_millis_i64()),
         }
     }
 }
@@ -205,9 +212,10 @@ impl Engine {
         options: EngineOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
-        let now = clock.now_ms();
-        let longest_token = options.access_ttl_ms;
-        let keys = KeyRing::load_or_create(store.as_ref(), now, longest_token).await?;
+        let rotation = crate::key_rotation::RotationTiming::from_options(&options)
+            .map_err(EngineError::Config)?;
+        let keys =
+            KeyRing::load_or_create(store.as_ref(), clock.clone(), rotation.key_timing()).await?;
         let passwords = Passwords::new(options.password_concurrency, options.password_queue);
         let mail = Arc::new(crate::mail::Mail::new(options.mail.clone())?);
         let shared = Arc::new(Shared {
@@ -225,6 +233,11 @@ impl Engine {
             Arc::downgrade(&shared),
             shared.router.wake_maintenance.clone(),
             shared.router.sweep_interval(),
+        ));
+        tokio::spawn(crate::key_rotation::run(
+            Arc::downgrade(&shared),
+            keys.clone(),
+            rotation,
         ));
         Ok(Engine {
             shared,
@@ -250,11 +263,14 @@ impl Engine {
         self.shared.store.clone()
     }
 
-    /// Makes a new signing key and retires the current one (it stays
-    /// published until every token it signed has expired); returns the new kid.
-    /// Takes effect for this engine at its next start.
-    pub async fn rotate_signing_key(&self) -> Result<String, EngineError> {
-        KeyRing::rotate(self.shared.store.as_ref(), self.now()).await
+    /// Starts a signing-key rotation: a new key is published at once and
+    /// signs from its activation time (1.5 × the JWKS cache lifetime later:
+    /// the lifetime and two key reloads); the current key is retired then and stays
+    /// published until every token it signed has expired. While a rotated-in
+    /// key is still pending nothing changes ([`Rotation::AlreadyPending`]).
+    /// `by` names who asked, for the audit log.
+    pub async fn rotate_signing_key(&self, by: &str) -> Result<Rotation, EngineError> {
+        crate::key_rotation::rotate(&self.shared, &self.keys, by).await
     }
 
     /// Which store backs the engine: `"sled"` or `"postgres"`.

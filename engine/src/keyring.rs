@@ -1,10 +1,19 @@
 //! The Ed25519 keys that sign tachigo JWTs, and their JWKS rendering.
 //!
-//! A key is made on first start and kept in storage (inside the data directory).
-//! Rotation makes a new active key and retires the old one; a retired key stays
-//! published, and keeps verifying, until every token it signed has expired.
+//! A key is made on first start and kept in storage. A rotation stores a new
+//! key that is published at once but signs only from its activation time
+//! (its `created_at`, set 1.5 × the JWKS cache lifetime ahead: see
+//! `key_rotation`), so every verifier that caches the JWKS for the advertised time
+//! knows it before it meets a token it signed. The key it replaces is retired
+//! at that same instant and stays published, and keeps verifying, until every
+//! token it signed has expired.
+//!
+//! Key states at a time `now`, derived from the stored record alone:
+//! - pending: `created_at > now` (published, not signing);
+//! - active: the newest key with `created_at <= now` not retired by `now`;
+//! - retired: `retired_at <= now`, published until `retired_at + max token ttl`.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -15,6 +24,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
 use tachigo_storage::{SigningKeyRecord, Store};
 
+use crate::clock::Clock;
 use crate::model::UnixMillis;
 
 use crate::EngineError;
@@ -26,7 +36,14 @@ struct PublishedKey {
 }
 
 struct KeySet {
+    /// Every stored key, as last read from storage.
+    records: Vec<SigningKeyRecord>,
+    /// The first instant at which the rendering below stops being true (a
+    /// pending key activates, a retired key's last token expires).
+    changes_at: UnixMillis,
     active_kid: String,
+    /// When the active key started signing.
+    active_since: UnixMillis,
     /// The active private key, parsed once (parsing derives the public half,
     /// the costly part of Ed25519, so it must not happen per token).
     signing: ed25519_dalek::SigningKey,
@@ -34,19 +51,48 @@ struct KeySet {
     encoded_header: String,
     published: Vec<PublishedKey>,
     jwks: Arc<str>,
+    pending: Option<PendingKey>,
+}
+
+/// A key that is published and starts signing at `activates_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingKey {
+    pub kid: String,
+    pub activates_at: UnixMillis,
+}
+
+/// What a rotation request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// A new key is published and signs from its activation time.
+    Started(PendingKey),
+    /// A rotation is already under way; nothing was changed.
+    AlreadyPending(PendingKey),
+}
+
+/// How long keys wait and stay: the inputs of every rendering.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyTiming {
+    /// The longest lifetime of any token the keys sign.
+    pub max_token_ttl_ms: i64,
+    /// How long after its publication a rotated-in key starts signing.
+    pub activation_lead_ms: i64,
 }
 
 /// The signing keys, shared by every frontend. Cheap to clone.
 #[derive(Clone)]
 pub struct KeyRing {
     keys: Arc<RwLock<KeySet>>,
+    clock: Arc<dyn Clock>,
+    timing: KeyTiming,
 }
 
 fn kid_of(public_key: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(&Sha256::digest(public_key)[..12])
 }
 
-fn generate(now: UnixMillis) -> SigningKeyRecord {
+/// A fresh key that signs from `active_from`.
+fn generate(active_from: UnixMillis) -> SigningKeyRecord {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
     let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
@@ -59,20 +105,43 @@ fn generate(now: UnixMillis) -> SigningKeyRecord {
             .as_bytes()
             .to_vec(),
         public_key,
-        created_at: now,
+        created_at: active_from,
         retired_at: None,
     }
 }
 
-fn build(records: &[SigningKeyRecord], now: UnixMillis, max_token_ttl_ms: i64) -> KeySet {
-    let active = records
+fn is_active_candidate(r: &SigningKeyRecord, now: UnixMillis) -> bool {
+    r.created_at <= now && r.retired_at.is_none_or(|at| at > now)
+}
+
+/// The key that signs at `now`: the newest activated, unretired one. A store
+/// holding none (every key retired by a rotation whose new key was lost)
+/// falls back to the newest activated key, then to the oldest one, so a
+/// token is always signed by a published key.
+fn signer_at(records: &[SigningKeyRecord], now: UnixMillis) -> Option<&SigningKeyRecord> {
+    records
         .iter()
-        .filter(|r| r.retired_at.is_none())
+        .filter(|r| is_active_candidate(r, now))
         .max_by_key(|r| r.created_at)
-        .expect("a key ring always has an active key");
+        .or_else(|| {
+            records
+                .iter()
+                .filter(|r| r.created_at <= now)
+                .max_by_key(|r| r.created_at)
+        })
+        .or_else(|| records.iter().min_by_key(|r| r.created_at))
+}
+
+fn build(records: Vec<SigningKeyRecord>, now: UnixMillis, max_token_ttl_ms: i64) -> KeySet {
+    let active = signer_at(&records, now).expect("a key ring always has a key");
+    let active_kid = active.kid.clone();
+    let signing = ed25519_dalek::SigningKey::from_pkcs8_der(&active.private_pkcs8)
+        .expect("a stored Ed25519 key");
     let published: Vec<PublishedKey> = records
         .iter()
-        .filter(|r| r.retired_at.is_none_or(|at| at + max_token_ttl_ms > now))
+        .filter(|r| {
+            r.kid == active_kid || r.retired_at.is_none_or(|at| at + max_token_ttl_ms > now)
+        })
         .map(|r| {
             let x = URL_SAFE_NO_PAD.encode(&r.public_key);
             PublishedKey {
@@ -87,19 +156,43 @@ fn build(records: &[SigningKeyRecord], now: UnixMillis, max_token_ttl_ms: i64) -
             "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid, "x": k.x,
         })).collect::<Vec<_>>()
     });
+    let changes_at = records
+        .iter()
+        .flat_map(|r| {
+            [
+                Some(r.created_at),
+                r.retired_at,
+                r.retired_at.map(|at| at.saturating_add(max_token_ttl_ms)),
+            ]
+        })
+        .flatten()
+        .filter(|&at| at > now)
+        .min()
+        .unwrap_or(i64::MAX);
+    let pending = records
+        .iter()
+        .filter(|r| r.created_at > now)
+        .min_by_key(|r| r.created_at)
+        .map(|r| PendingKey {
+            kid: r.kid.clone(),
+            activates_at: r.created_at,
+        });
     KeySet {
-        active_kid: active.kid.clone(),
-        signing: ed25519_dalek::SigningKey::from_pkcs8_der(&active.private_pkcs8)
-            .expect("a stored Ed25519 key"),
         encoded_header: URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&Header {
-                kid: Some(active.kid.clone()),
+                kid: Some(active_kid.clone()),
                 ..Header::new(Algorithm::EdDSA)
             })
             .expect("a JWT header serialises"),
         ),
+        active_since: active.created_at,
+        active_kid,
+        signing,
         published,
         jwks: jwks.to_string().into(),
+        pending,
+        changes_at,
+        records,
     }
 }
 
@@ -107,9 +200,10 @@ impl KeyRing {
     /// Loads the keys from storage, making the first one if there is none.
     pub(crate) async fn load_or_create(
         store: &dyn Store,
-        now: UnixMillis,
-        max_token_ttl_ms: i64,
+        clock: Arc<dyn Clock>,
+        timing: KeyTiming,
     ) -> Result<KeyRing, EngineError> {
+        let now = clock.now_ms();
         let mut records = store.signing_keys().await?;
         if !records.iter().any(|r| r.retired_at.is_none()) {
             let key = generate(now);
@@ -118,29 +212,116 @@ impl KeyRing {
             records.push(key);
         }
         Ok(KeyRing {
-            keys: Arc::new(RwLock::new(build(&records, now, max_token_ttl_ms))),
+            keys: Arc::new(RwLock::new(build(records, now, timing.max_token_ttl_ms))),
+            clock,
+            timing,
         })
     }
 
-    /// Makes a new active key and retires the current one. Returns the new kid.
-    pub(crate) async fn rotate(store: &dyn Store, now: UnixMillis) -> Result<String, EngineError> {
-        let mut records = store.signing_keys().await?;
-        for record in records.iter_mut().filter(|r| r.retired_at.is_none()) {
-            record.retired_at = Some(now);
-            store.put_signing_key(record).await?;
+    /// Stores a new key that is published now and signs from `now + lead`,
+    /// and retires every unretired key at that same instant. The new key is
+    /// written first: a crash in between leaves the old key unretired (still
+    /// published, no longer signing once the new one activates), never a
+    /// store without a signer. Refused (nothing written) while a rotated-in
+    /// key is still pending.
+    pub(crate) async fn rotate(
+        store: &dyn Store,
+        now: UnixMillis,
+        lead_ms: i64,
+    ) -> Result<Rotation, EngineError> {
+        let records = store.signing_keys().await?;
+        if let Some(pending) = records
+            .iter()
+            .filter(|r| r.created_at > now)
+            .min_by_key(|r| r.created_at)
+        {
+            return Ok(Rotation::AlreadyPending(PendingKey {
+                kid: pending.kid.clone(),
+                activates_at: pending.created_at,
+            }));
         }
-        let key = generate(now);
+        let activates_at = now.saturating_add(lead_ms);
+        let key = generate(activates_at);
         store.put_signing_key(&key).await?;
-        Ok(key.kid)
+        for mut record in records.into_iter().filter(|r| r.retired_at.is_none()) {
+            record.retired_at = Some(activates_at);
+            store.put_signing_key(&record).await?;
+        }
+        Ok(Rotation::Started(PendingKey {
+            kid: key.kid,
+            activates_at,
+        }))
+    }
+
+    /// Reads the key records from storage again (keys rotated by another
+    /// node, or by an operator command). Returns whether anything changed.
+    pub(crate) async fn reload(&self, store: &dyn Store) -> Result<bool, EngineError> {
+        let records = store.signing_keys().await?;
+        if records.is_empty() {
+            return Ok(false);
+        }
+        let now = self.clock.now_ms();
+        let unchanged = {
+            let keys = self.keys.read().expect("key ring lock");
+            keys.records.len() == records.len()
+                && keys.records.iter().zip(&records).all(|(a, b)| {
+                    a.kid == b.kid && a.created_at == b.created_at && a.retired_at == b.retired_at
+                })
+        };
+        if unchanged {
+            return Ok(false);
+        }
+        let set = build(records, now, self.timing.max_token_ttl_ms);
+        *self.keys.write().expect("key ring lock") = set;
+        Ok(true)
+    }
+
+    pub fn timing(&self) -> KeyTiming {
+        self.timing
+    }
+
+    /// The keys as they are at the clock's now: rebuilt (rarely: when a key
+    /// activates or a retired one expires) only when the time has passed the
+    /// instant the current rendering stops being true.
+    fn current(&self) -> RwLockReadGuard<'_, KeySet> {
+        let now = self.clock.now_ms();
+        {
+            let keys = self.keys.read().expect("key ring lock");
+            if now < keys.changes_at {
+                return keys;
+            }
+        }
+        {
+            let mut keys = self.keys.write().expect("key ring lock");
+            if now >= keys.changes_at {
+                let records = std::mem::take(&mut keys.records);
+                *keys = build(records, now, self.timing.max_token_ttl_ms);
+                if let Some(pending) = &keys.pending {
+                    tracing::debug!(kid = %pending.kid, "a signing key is pending");
+                }
+                tracing::debug!(kid = %keys.active_kid, "signing keys re-rendered");
+            }
+        }
+        self.keys.read().expect("key ring lock")
+    }
+
+    /// When the key that signs now started signing.
+    pub fn active_since(&self) -> UnixMillis {
+        self.current().active_since
+    }
+
+    /// The key published ahead of its activation, if a rotation is under way.
+    pub fn pending(&self) -> Option<PendingKey> {
+        self.current().pending.clone()
     }
 
     pub fn active_kid(&self) -> String {
-        self.keys.read().expect("key ring lock").active_kid.clone()
+        self.current().active_kid.clone()
     }
 
     /// The JWKS document (`{"keys":[...]}`) of every key still in circulation.
     pub fn jwks_json(&self) -> Arc<str> {
-        self.keys.read().expect("key ring lock").jwks.clone()
+        self.current().jwks.clone()
     }
 
     /// Signs `claims` with the active key (EdDSA, with `kid`).
@@ -148,7 +329,7 @@ impl KeyRing {
     /// which would parse the PKCS#8 key again for every token.
     pub fn sign<T: Serialize>(&self, claims: &T) -> String {
         use ed25519_dalek::Signer;
-        let keys = self.keys.read().expect("key ring lock");
+        let keys = self.current();
         let claims = serde_json::to_vec(claims).expect("claims serialise");
         let mut token =
             String::with_capacity(keys.encoded_header.len() + claims.len() * 4 / 3 + 90);
@@ -178,7 +359,7 @@ impl KeyRing {
             return Err(EngineError::InvalidToken);
         }
         let kid = header.kid.ok_or(EngineError::InvalidToken)?;
-        let keys = self.keys.read().expect("key ring lock");
+        let keys = self.current();
         let key = keys
             .published
             .iter()

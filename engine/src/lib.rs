@@ -10,6 +10,7 @@ pub mod config;
 mod email_flows;
 mod engine;
 mod error;
+pub mod key_rotation;
 pub mod keyring;
 pub mod mail;
 pub mod messages;

@@ -45,6 +45,8 @@ struct SystemAnswers {
     ready: Arc<AtomicBool>,
     engine: tachigo_engine::Engine,
     metrics: MetricsRenderer,
+    /// `public, max-age=<tokens.jwks_cache_lifetime in whole seconds>`.
+    jwks_cache_control: HeaderValue,
 }
 
 const HEALTHZ: usize = 0;
@@ -75,10 +77,7 @@ impl SystemAnswers {
                 let mut r = Response::new(Body::from(self.engine.keys().jwks_json().to_string()));
                 let h = r.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                h.insert(
-                    CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=300"),
-                );
+                h.insert(CACHE_CONTROL, self.jwks_cache_control.clone());
                 r
             }
             _ => return None,
@@ -93,6 +92,11 @@ pub fn mount(state: &AppState, ready: Arc<AtomicBool>, metrics: MetricsRenderer)
         ready,
         engine: state.engine.clone(),
         metrics,
+        jwks_cache_control: HeaderValue::from_str(&format!(
+            "public, max-age={}",
+            state.engine.options().jwks_cache_lifetime_ms / 1000
+        ))
+        .expect("a header value"),
     });
     let row = |path: warp::filters::BoxedFilter<()>, row: usize| {
         let answers = answers.clone();

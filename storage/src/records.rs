@@ -138,9 +138,11 @@ pub struct SigningKeyRecord {
     pub private_pkcs8: Vec<u8>,
     /// The raw 32-byte public key.
     pub public_key: Vec<u8>,
+    /// When the key starts signing. A rotated-in key is stored ahead of this
+    /// time: published, not signing yet (pending).
     pub created_at: UnixMillis,
-    /// Set when a newer key took over; the public half stays published until
-    /// every token it signed has expired.
+    /// When a newer key takes (or took) over; the public half stays published
+    /// until every token it signed has expired.
     pub retired_at: Option<UnixMillis>,
 }
 

@@ -196,6 +196,23 @@ fn check_positive(key: &str, d: super::ConfigDuration) -> Result<(), ConfigError
     Ok(())
 }
 
+/// The JWKS cache lifetime is at least a second (`max-age` counts whole
+/// seconds); a rotation schedule is at least twice that lifetime.
+fn validate_key_rotation(t: &super::TokenConfig) -> Result<(), ConfigError> {
+    if t.jwks_cache_lifetime.0 < std::time::Duration::from_secs(1) {
+        return Err(invalid("tokens.jwks_cache_lifetime", "must be at least 1s"));
+    }
+    if let Some(every) = t.signing_key_rotation {
+        if every.0 < t.jwks_cache_lifetime.0 * 2 {
+            return Err(invalid(
+                "tokens.signing_key_rotation",
+                "must be at least twice tokens.jwks_cache_lifetime",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_limits(limits: &super::LimitsConfig) -> Result<(), ConfigError> {
     let at_least_one = [
         ("limits.max_connections", limits.max_connections),
@@ -356,6 +373,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.engine.max_live_actors == 0 {
         return Err(invalid("engine.max_live_actors", "must be at least 1"));
     }
+    validate_key_rotation(t)?;
     validate_limits(&config.limits)?;
     validate_storage(&config.storage)?;
     crate::clients::ClientRegistry::from_config(config)
@@ -533,6 +551,35 @@ mod tests {
     fn refusal(text: &str, vars: &[(&str, &str)]) -> String {
         let f = file(text);
         load(Some(f.path()), env(vars)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn key_rotation_timing_is_read_and_a_too_short_schedule_refused() {
+        let c = load(
+            Some(
+                file("[tokens]\njwks_cache_lifetime = \"2m\"\nsigning_key_rotation = \"30d\"\n")
+                    .path(),
+            ),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.tokens.jwks_cache_lifetime.as_secs(), 120);
+        assert_eq!(
+            c.tokens.signing_key_rotation.unwrap().as_secs(),
+            30 * 86_400
+        );
+        let defaults = load(Some(file("").path()), env(&[])).unwrap();
+        assert_eq!(defaults.tokens.jwks_cache_lifetime.as_secs(), 300);
+        assert!(defaults.tokens.signing_key_rotation.is_none());
+        let e = refusal("[tokens]\njwks_cache_lifetime = \"500ms\"\n", &[]);
+        assert!(e.contains("tokens.jwks_cache_lifetime"), "{e}");
+        let e = refusal(
+            "[tokens]\njwks_cache_lifetime = \"5m\"\nsigning_key_rotation = \"9m\"\n",
+            &[],
+        );
+        assert!(e.contains("tokens.signing_key_rotation"), "{e}");
+        let e = refusal("[tokens]\nsigning_key_rotation = \"soon\"\n", &[]);
+        assert!(e.contains("tokens.signing_key_rotation"), "{e}");
     }
 
     #[test]

@@ -86,6 +86,12 @@ pub struct TokenConfig {
     pub refresh_idle_ttl: ConfigDuration,
     pub session_absolute_ttl: ConfigDuration,
     pub refresh_grace: ConfigDuration,
+    /// How long verifiers may cache the JWKS (its `Cache-Control: max-age`);
+    /// a rotated-in key is published at least this long before it signs.
+    pub jwks_cache_lifetime: ConfigDuration,
+    /// Rotate the signing key this often (off when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_rotation: Option<ConfigDuration>,
 }
 
 impl Default for TokenConfig {
@@ -95,6 +101,8 @@ impl Default for TokenConfig {
             refresh_idle_ttl: ConfigDuration::from_secs(14 * 86_400),
             session_absolute_ttl: ConfigDuration::from_secs(90 * 86_400),
             refresh_grace: ConfigDuration::from_secs(10),
+            jwks_cache_lifetime: ConfigDuration::from_secs(5 * 60),
+            signing_key_rotation: None,
         }
     }
 }

@@ -23,7 +23,10 @@ fn user_not_found() -> ApiError {
 }
 
 /// The calling operator's user id, or the refusal.
-async fn require_admin(engine: &Engine, headers: &HeaderMap) -> Result<String, Rejection> {
+pub(super) async fn require_admin(
+    engine: &Engine,
+    headers: &HeaderMap,
+) -> Result<String, Rejection> {
     let caller = authenticate_bearer(engine, headers)
         .await
         .map_err(ApiError::reject)?;

@@ -1,9 +1,11 @@
 //! The operators' API, `/api/v1/admin/*` (CONTRACTS.md "Shared endpoints"): find
-//! users, set their roles, list and revoke their sessions. Only a dashboard access
-//! token whose session is live and whose user holds the `admin` role gets in.
+//! users, set their roles, list and revoke their sessions, rotate the signing
+//! key. Only a dashboard access token whose session is live and whose user
+//! holds the `admin` role gets in.
 //! Bearer-authenticated, so no CSRF origin check; CORS as the dashboard's.
 
 mod handlers;
+mod keys;
 mod wire;
 
 use std::convert::Infallible;
@@ -14,8 +16,8 @@ use warp::{Filter, Reply};
 use crate::common::cors::CorsPolicy;
 use crate::common::dispatcher::Mount;
 use crate::common::error::{recover, ErrorStyle};
-use crate::common::json_body;
 use crate::common::route_table::RouteTable;
+use crate::common::{json_body, optional_json_body};
 use crate::AppState;
 use http::Method;
 
@@ -41,6 +43,7 @@ pub fn route_table() -> RouteTable {
             Method::DELETE,
             "/api/v1/admin/users/{id}/sessions/{session_id}",
         ),
+        (Method::POST, "/api/v1/admin/keys/rotate"),
     ])
 }
 
@@ -79,6 +82,12 @@ pub fn mount(state: &AppState) -> Mount {
         .and(with_engine(e))
         .and(headers())
         .and_then(handlers::revoke_one);
+    let rotate_key = warp::path!("api" / "v1" / "admin" / "keys" / "rotate")
+        .and(warp::post())
+        .and(with_engine(e))
+        .and(headers())
+        .and(optional_json_body::<keys::RotateBody>())
+        .and_then(keys::rotate);
     let routes = find
         .or(get)
         .unify()
@@ -89,6 +98,8 @@ pub fn mount(state: &AppState) -> Mount {
         .or(revoke_all)
         .unify()
         .or(revoke_one)
+        .unify()
+        .or(rotate_key)
         .unify()
         .map(Reply::into_response)
         .recover(|r| recover(ErrorStyle::V1, r))
