@@ -49,6 +49,9 @@ pub struct EngineOptions {
     pub max_pending_oauth2_grants: usize,
     /// The OAuth 2.1 server's clients (session lists name them).
     pub clients: crate::clients::ClientRegistry,
+    /// Seals provider tokens at rest; `None`: they are not kept. Read from
+    /// the key files by [`Engine::open`] when not set here.
+    pub token_cipher: Option<crate::token_cipher::TokenCipher>,
 }
 
 impl EngineOptions {
@@ -71,6 +74,7 @@ impl EngineOptions {
             // The loader refuses bad clients; a configuration built in code
             // with one gets none (and the server's start refuses it).
             clients: crate::clients::ClientRegistry::from_config(config).unwrap_or_default(),
+            token_cipher: None,
         }
     }
 }
@@ -89,6 +93,8 @@ pub(crate) struct Shared {
     stopping: std::sync::atomic::AtomicBool,
     /// Templates, throttle and the delivery task's wake-up.
     pub(crate) mail: Arc<crate::mail::Mail>,
+    /// One provider refresh at a time per linked account.
+    pub(crate) provider_refreshes: crate::provider_tokens::RefreshLocks,
 }
 
 impl Shared {
@@ -191,9 +197,13 @@ impl Engine {
     /// across grace windows and expiries).
     pub async fn open_with_clock(
         config: &Config,
-        options: EngineOptions,
+        mut options: EngineOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
+        if options.token_cipher.is_none() {
+            options.token_cipher = crate::token_cipher::TokenCipher::from_config(&config.oauth)
+                .map_err(|e| EngineError::Config(e.to_string()))?;
+        }
         let store = tachigo_storage::open(&crate::store_config::store_config(config)?).await?;
         tracing::info!(backend = store.backend(), "storage opened");
         Engine::start_with_clock(store, options, clock).await
@@ -220,6 +230,7 @@ impl Engine {
             options,
             clock,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            provider_refreshes: Default::default(),
         });
         tokio::spawn(maintenance(
             Arc::downgrade(&shared),

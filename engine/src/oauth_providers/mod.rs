@@ -15,8 +15,10 @@
 //! and cached), `authorize`, `exchange` (with `token_response`), `id_token`,
 //! `userinfo`, `identity` (claims → identity), `pending` (the server-side half
 //! of `state`, kept ten minutes and taken once), `http` (the shared client) and
-//! `error`.
+//! `error`. The tokens a sign-in brings (`tokens`) are refreshed with
+//! `refresh` and used for `account_info`.
 
+mod account_info;
 mod authorize;
 mod discovery;
 mod error;
@@ -28,13 +30,18 @@ mod identity;
 mod jwks;
 mod pending;
 mod provider;
+mod refresh;
 mod registry;
 mod token_response;
+mod tokens;
 mod userinfo;
 
+pub use account_info::AccountInfo;
 pub use authorize::AuthorizationStart;
 pub use error::ProviderError;
 pub use flavor::Flavor;
 pub use pending::{PendingAuthorizations, TakenState, STATE_TTL_MS};
 pub use provider::{valid_login_hint, valid_scope, Provider};
+pub use refresh::RefreshError;
 pub use registry::Providers;
+pub use tokens::{ProviderTokens, SignedIn};

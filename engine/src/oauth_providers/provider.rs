@@ -10,7 +10,7 @@ use super::exchange::{self, ExchangeParams};
 use super::id_token::{self, Expectations};
 use super::jwks::JwksCache;
 use super::{userinfo, Flavor, ProviderError};
-use crate::ProviderIdentity;
+use super::tokens::{system_now_ms, ProviderTokens, SignedIn};
 
 /// The longest extra scope a sign-in request may add, and how many.
 const MAX_EXTRA_SCOPES: usize = 16;
@@ -103,13 +103,14 @@ impl Provider {
     }
 
     /// Completes an authorization: exchanges `code` with the PKCE verifier,
-    /// verifies the id_token against `nonce`, and reads the identity.
+    /// verifies the id_token against `nonce`, and reads the identity (with
+    /// the tokens the exchange brought).
     pub async fn finish(
         &self,
         code: &str,
         pkce_verifier: &str,
         nonce: &str,
-    ) -> Result<ProviderIdentity, ProviderError> {
+    ) -> Result<SignedIn, ProviderError> {
         let endpoints = self.endpoints.endpoints(&self.http).await?;
         let tokens = exchange::exchange_code(
             &self.http,
@@ -152,7 +153,10 @@ impl Provider {
                 claims.complete_with(extra);
             }
         }
-        Ok(claims.into_identity(&self.name))
+        Ok(SignedIn {
+            identity: claims.into_identity(&self.name),
+            tokens: ProviderTokens::from_response(&tokens, system_now_ms()),
+        })
     }
 }
 

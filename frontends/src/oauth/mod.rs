@@ -23,7 +23,9 @@
 //! flow), `callback_urls` (the open-redirect rules), `session_cookie`,
 //! `state_cookie`, `web_session` (a password sign-in's session),
 //! `browser_origin` (login CSRF), `email_limits`, `password_rules`,
-//! `validated_body`, `email_errors` and `wire` (the JSON shapes).
+//! `validated_body`, `email_errors` and `wire` (the JSON shapes). The
+//! provider's tokens of linked accounts (`get-access-token`, `refresh-token`,
+//! `account-info`) are `provider_tokens`.
 
 mod accounts;
 mod authorization;
@@ -37,6 +39,7 @@ mod email_limits;
 mod get_session;
 mod password_reset;
 mod password_rules;
+mod provider_tokens;
 pub(crate) mod session_cookie;
 mod sessions;
 mod sign_in;
@@ -135,6 +138,9 @@ pub fn route_table() -> RouteTable {
         (Method::POST, "/api/auth/change-password"),
         (Method::POST, "/api/auth/update-user"),
         (Method::POST, "/api/auth/delete-user"),
+        (Method::POST, "/api/auth/get-access-token"),
+        (Method::POST, "/api/auth/refresh-token"),
+        (Method::GET, "/api/auth/account-info"),
     ])
 }
 
@@ -379,6 +385,8 @@ pub fn mount(state: &AppState) -> Mount {
         .or(ok)
         .unify()
         .or(email)
+        .unify()
+        .or(provider_tokens::routes(o))
         .unify()
         .boxed();
     let table = route_table();
