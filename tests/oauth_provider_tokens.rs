@@ -32,7 +32,10 @@ fn key_file(dir: &Path, name: &str) -> (PathBuf, TokenKey) {
     use base64::Engine as _;
     std::fs::write(
         &path,
-        format!("{}\n", base64::engine::general_purpose::STANDARD.encode(key)),
+        format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -60,7 +63,12 @@ async fn start(keys: &TempDir) -> (OidcProvider, TestServer, TokenKey) {
 }
 
 /// Signs `b` in as `sub` through the provider; returns the user id.
-async fn sign_in(server: &TestServer, provider: &OidcProvider, b: &reqwest::Client, sub: &str) -> String {
+async fn sign_in(
+    server: &TestServer,
+    provider: &OidcProvider,
+    b: &reqwest::Client,
+    sub: &str,
+) -> String {
     provider.set_user(TestUser::verified(sub));
     let callback = oauth_sign_in(server, b, "local", json!({})).await;
     assert_eq!(callback.status(), 302);
@@ -70,7 +78,12 @@ async fn sign_in(server: &TestServer, provider: &OidcProvider, b: &reqwest::Clie
         .to_string()
 }
 
-async fn post(server: &TestServer, b: &reqwest::Client, path: &str, body: Value) -> reqwest::Response {
+async fn post(
+    server: &TestServer,
+    b: &reqwest::Client,
+    path: &str,
+    body: Value,
+) -> reqwest::Response {
     b.post(server.url(path))
         .header("origin", FRONTEND)
         .json(&body)
@@ -83,10 +96,7 @@ async fn post(server: &TestServer, b: &reqwest::Client, path: &str, body: Value)
 async fn access_token(server: &TestServer, b: &reqwest::Client, body: Value) -> Value {
     let response = post(server, b, "/api/auth/get-access-token", body).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers().get("cache-control").unwrap(),
-        "no-store"
-    );
+    assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
     response.json().await.unwrap()
 }
 
@@ -170,20 +180,30 @@ async fn postgres_token_rows(server: &TestServer) -> Vec<Vec<u8>> {
 /// Asserts no issued token is held in clear by the store, and that the
 /// search does see what the store holds (`visible`, e.g. the user's email,
 /// is found on sled; PostgreSQL holds `rows` sealed rows).
-async fn assert_no_token_in_clear(server: &TestServer, tokens: &[String], visible: &str, rows: usize) {
+async fn assert_no_token_in_clear(
+    server: &TestServer,
+    tokens: &[String],
+    visible: &str,
+    rows: usize,
+) {
     assert!(!tokens.is_empty());
     if test_store_is_postgres() {
         let records = postgres_token_rows(server).await;
         assert_eq!(records.len(), rows);
         for record in &records {
             for token in tokens {
-                assert!(!contains(record, token.as_bytes()), "a token in clear in PostgreSQL");
+                assert!(
+                    !contains(record, token.as_bytes()),
+                    "a token in clear in PostgreSQL"
+                );
             }
         }
     } else {
         let files = files_under(server.dir.path());
         assert!(
-            files.iter().any(|(_, bytes)| contains(bytes, visible.as_bytes())),
+            files
+                .iter()
+                .any(|(_, bytes)| contains(bytes, visible.as_bytes())),
             "the search sees the store's records"
         );
         for (path, bytes) in &files {
@@ -233,11 +253,17 @@ async fn the_providers_token_is_kept_sealed_and_refreshed_once_when_expired() {
         let got = access_token(&server, &b, selection).await;
         assert_eq!(got["accessToken"], issued[0].as_str());
         assert_eq!(got["scopes"], json!(["openid", "email", "profile"]));
-        assert!(got["idToken"].as_str().is_some_and(|t| t.split('.').count() == 3));
+        assert!(got["idToken"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3));
         let expires = millis(&got["accessTokenExpiresAt"]);
         assert!((expires - (now_ms() + 3_600_000)).abs() < 60_000, "{got}");
     }
-    assert_eq!(provider.refresh_grants(), 0, "a live token is not refreshed");
+    assert_eq!(
+        provider.refresh_grants(),
+        0,
+        "a live token is not refreshed"
+    );
 
     // A new sign-in brings tokens that expire at once: the next call refreshes.
     provider.set_access_token_lifetime(1);
@@ -246,7 +272,11 @@ async fn the_providers_token_is_kept_sealed_and_refreshed_once_when_expired() {
     let before = provider.issued_tokens().len();
     let calls = (0..5).map(|_| access_token(&server, &b, json!({"providerId": "local"})));
     let answers = futures::future::join_all(calls).await;
-    assert_eq!(provider.refresh_grants(), 1, "concurrent callers refresh once");
+    assert_eq!(
+        provider.refresh_grants(),
+        1,
+        "concurrent callers refresh once"
+    );
     let issued = provider.issued_tokens();
     assert_eq!(issued.len(), before + 2, "a new access and refresh token");
     let fresh = &issued[issued.len() - 2];
@@ -261,8 +291,18 @@ async fn the_providers_token_is_kept_sealed_and_refreshed_once_when_expired() {
     let again = access_token(&server, &b, json!({"providerId": "local"})).await;
     assert_eq!(again["accessToken"], fresh.as_str());
     assert_eq!(provider.refresh_grants(), 1);
-    let refreshed = post(&server, &b, "/api/auth/refresh-token", json!({"providerId": "local"})).await;
-    assert_eq!(refreshed.status(), 200, "the kept refresh token is the rotated one");
+    let refreshed = post(
+        &server,
+        &b,
+        "/api/auth/refresh-token",
+        json!({"providerId": "local"}),
+    )
+    .await;
+    assert_eq!(
+        refreshed.status(),
+        200,
+        "the kept refresh token is the rotated one"
+    );
     assert_eq!(provider.refresh_grants(), 2);
 
     let mut server = server;
@@ -280,23 +320,47 @@ async fn a_refused_refresh_is_a_clear_error_and_the_account_stays_linked() {
     let kept = provider.issued_tokens();
     provider.set_refuse_refresh(true);
 
-    let (status, code) = refusal(post(&server, &b, "/api/auth/get-access-token", json!({"providerId": "local"})).await).await;
+    let (status, code) = refusal(
+        post(
+            &server,
+            &b,
+            "/api/auth/get-access-token",
+            json!({"providerId": "local"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!((status, code.as_str()), (400, "FAILED_TO_GET_ACCESS_TOKEN"));
-    let response = post(&server, &b, "/api/auth/refresh-token", json!({"providerId": "local"})).await;
+    let response = post(
+        &server,
+        &b,
+        "/api/auth/refresh-token",
+        json!({"providerId": "local"}),
+    )
+    .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "FAILED_TO_REFRESH_ACCESS_TOKEN");
-    assert!(body["message"].as_str().unwrap().contains("invalid_grant"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("invalid_grant"),
+        "{body}"
+    );
     let response = b
         .get(server.url("/api/auth/account-info?accountId=local:bob"))
         .send()
         .await
         .unwrap();
-    assert_eq!(refusal(response).await, (400, "FAILED_TO_GET_ACCESS_TOKEN".to_string()));
+    assert_eq!(
+        refusal(response).await,
+        (400, "FAILED_TO_GET_ACCESS_TOKEN".to_string())
+    );
     assert_eq!(provider.refresh_grants(), 3);
 
     // Still linked, still signed in, tokens as they were.
-    assert_eq!(get_session(&server, &b).await["user"]["id"], user_id.as_str());
+    assert_eq!(
+        get_session(&server, &b).await["user"]["id"],
+        user_id.as_str()
+    );
     let accounts: Value = b
         .get(server.url("/api/auth/list-accounts"))
         .send()
@@ -307,7 +371,12 @@ async fn a_refused_refresh_is_a_clear_error_and_the_account_stays_linked() {
         .unwrap();
     assert_eq!(accounts[0]["accountId"], "bob");
     assert_eq!(
-        server.engine().user_id_by_account("local", "bob").await.unwrap().as_deref(),
+        server
+            .engine()
+            .user_id_by_account("local", "bob")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(user_id.as_str())
     );
     assert_eq!(provider.issued_tokens(), kept);
@@ -328,7 +397,13 @@ async fn refresh_token_and_account_info_answer_as_better_auth_does() {
     sign_in(&server, &provider, &b, "carol").await;
     let first = provider.issued_tokens();
 
-    let response = post(&server, &b, "/api/auth/refresh-token", json!({"accountId": "local:carol"})).await;
+    let response = post(
+        &server,
+        &b,
+        "/api/auth/refresh-token",
+        json!({"accountId": "local:carol"}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let refreshed: Value = response.json().await.unwrap();
     let issued = provider.issued_tokens();
@@ -399,16 +474,28 @@ async fn only_the_callers_accounts_and_only_well_formed_requests() {
     ] {
         for path in ["/api/auth/get-access-token", "/api/auth/refresh-token"] {
             let answer = refusal(post(&server, &dave, path, body.clone()).await).await;
-            assert_eq!(answer, (400, "ACCOUNT_NOT_FOUND".to_string()), "{path} {body}");
+            assert_eq!(
+                answer,
+                (400, "ACCOUNT_NOT_FOUND".to_string()),
+                "{path} {body}"
+            );
         }
     }
-    for query in ["accountId=local:erin", "providerId=nope", "providerId=local&userId=x"] {
+    for query in [
+        "accountId=local:erin",
+        "providerId=nope",
+        "providerId=local&userId=x",
+    ] {
         let response = dave
             .get(server.url(&format!("/api/auth/account-info?{query}")))
             .send()
             .await
             .unwrap();
-        assert_eq!(refusal(response).await, (400, "ACCOUNT_NOT_FOUND".to_string()), "{query}");
+        assert_eq!(
+            refusal(response).await,
+            (400, "ACCOUNT_NOT_FOUND".to_string()),
+            "{query}"
+        );
     }
 
     // No session, a forged one, one that ended (replayed after sign-out).
@@ -431,7 +518,16 @@ async fn only_the_callers_accounts_and_only_well_formed_requests() {
     sign_in(&server, &provider, &quitter, "frank").await;
     let signed_out = post(&server, &quitter, "/api/auth/sign-out", json!({})).await;
     assert_eq!(signed_out.status(), 200);
-    let after = refusal(post(&server, &quitter, "/api/auth/get-access-token", json!({"providerId": "local"})).await).await;
+    let after = refusal(
+        post(
+            &server,
+            &quitter,
+            "/api/auth/get-access-token",
+            json!({"providerId": "local"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(after, (401, "UNAUTHORIZED".to_string()));
 
     // The CSRF origin check of cookie-authenticated changes.
@@ -462,7 +558,8 @@ async fn only_the_callers_accounts_and_only_well_formed_requests() {
         json!({"providerId": "x".repeat(600)}),
         json!(["local"]),
     ] {
-        let answer = refusal(post(&server, &dave, "/api/auth/get-access-token", body.clone()).await).await;
+        let answer =
+            refusal(post(&server, &dave, "/api/auth/get-access-token", body.clone()).await).await;
         assert_eq!(answer, (400, "VALIDATION_ERROR".to_string()), "{body}");
     }
     let oversized = post(
@@ -479,7 +576,11 @@ async fn only_the_callers_accounts_and_only_well_formed_requests() {
             .send()
             .await
             .unwrap();
-        assert_eq!(refusal(response).await, (400, "VALIDATION_ERROR".to_string()), "{query}");
+        assert_eq!(
+            refusal(response).await,
+            (400, "VALIDATION_ERROR".to_string()),
+            "{query}"
+        );
     }
 
     // None of it changed anything.
@@ -516,7 +617,16 @@ async fn without_a_key_nothing_is_kept_and_the_endpoints_say_so() {
     let (path, _) = key_file(keys.path(), "later.key");
     with_key(&mut server.config, &path);
     server.restart().await;
-    let answer = refusal(post(&server, &b, "/api/auth/get-access-token", json!({"providerId": "local"})).await).await;
+    let answer = refusal(
+        post(
+            &server,
+            &b,
+            "/api/auth/get-access-token",
+            json!({"providerId": "local"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(answer, (400, "ACCESS_TOKEN_NOT_FOUND".to_string()));
     assert_eq!(provider.refresh_grants(), 0);
 }
@@ -533,20 +643,41 @@ async fn after_a_key_rotation_the_old_key_still_opens_and_writes_use_the_new_one
     // Rotate: a new current key, the old one kept for opening.
     let (new_path, new_key) = key_file(keys.path(), "new.key");
     server.stop().await;
-    let old_path = server.config.oauth.token_encryption_key_file.clone().unwrap();
+    let old_path = server
+        .config
+        .oauth
+        .token_encryption_key_file
+        .clone()
+        .unwrap();
     with_key(&mut server.config, &new_path);
     server.config.oauth.token_encryption_old_key_files = vec![old_path];
     server.restart().await;
     let got = access_token(&server, &b, json!({"providerId": "local"})).await;
-    assert_eq!(got["accessToken"], first[0].as_str(), "the old key still opens");
-    assert!(!sealed_by(&server, &new_key).await, "reading does not re-seal");
+    assert_eq!(
+        got["accessToken"],
+        first[0].as_str(),
+        "the old key still opens"
+    );
+    assert!(
+        !sealed_by(&server, &new_key).await,
+        "reading does not re-seal"
+    );
 
     // The next write seals with the new key.
-    let refreshed = post(&server, &b, "/api/auth/refresh-token", json!({"providerId": "local"})).await;
+    let refreshed = post(
+        &server,
+        &b,
+        "/api/auth/refresh-token",
+        json!({"providerId": "local"}),
+    )
+    .await;
     assert_eq!(refreshed.status(), 200);
     assert!(sealed_by(&server, &new_key).await);
     if test_store_is_postgres() {
-        assert!(!sealed_by(&server, &old_key).await, "nothing is left under the old key");
+        assert!(
+            !sealed_by(&server, &old_key).await,
+            "nothing is left under the old key"
+        );
     }
 
     // The old key can go now.
@@ -561,7 +692,16 @@ async fn after_a_key_rotation_the_old_key_still_opens_and_writes_use_the_new_one
     server.stop().await;
     with_key(&mut server.config, &other_path);
     server.restart().await;
-    let answer = refusal(post(&server, &b, "/api/auth/get-access-token", json!({"providerId": "local"})).await).await;
+    let answer = refusal(
+        post(
+            &server,
+            &b,
+            "/api/auth/get-access-token",
+            json!({"providerId": "local"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(answer, (400, "ACCESS_TOKEN_NOT_FOUND".to_string()));
     assert!(get_session(&server, &b).await["user"].is_object());
 }
@@ -581,7 +721,13 @@ async fn unlinking_an_account_removes_its_tokens() {
     sign_in(&server, &provider, &b, "ivan").await;
     // A second account, linked with its own tokens.
     provider.set_user(TestUser::verified("ivan-other"));
-    let started = post(&server, &b, "/api/auth/link-social", json!({"provider": "other"})).await;
+    let started = post(
+        &server,
+        &b,
+        "/api/auth/link-social",
+        json!({"provider": "other"}),
+    )
+    .await;
     let started: Value = started.json().await.unwrap();
     let linked = through_provider(&b, started["url"].as_str().unwrap()).await;
     assert_eq!(linked.status(), 302);
@@ -591,15 +737,36 @@ async fn unlinking_an_account_removes_its_tokens() {
         assert_eq!(postgres_token_rows(&server).await.len(), 2);
     }
 
-    let unlinked = post(&server, &b, "/api/auth/unlink-account", json!({"providerId": "local"})).await;
+    let unlinked = post(
+        &server,
+        &b,
+        "/api/auth/unlink-account",
+        json!({"providerId": "local"}),
+    )
+    .await;
     assert_eq!(unlinked.status(), 200);
-    let answer = refusal(post(&server, &b, "/api/auth/get-access-token", json!({"providerId": "local"})).await).await;
+    let answer = refusal(
+        post(
+            &server,
+            &b,
+            "/api/auth/get-access-token",
+            json!({"providerId": "local"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(answer, (400, "ACCOUNT_NOT_FOUND".to_string()));
     if test_store_is_postgres() {
         assert_eq!(postgres_token_rows(&server).await.len(), 1);
     }
     // Linked again, it starts from the tokens of that sign-in, not the old ones.
-    let started = post(&server, &b, "/api/auth/link-social", json!({"provider": "local"})).await;
+    let started = post(
+        &server,
+        &b,
+        "/api/auth/link-social",
+        json!({"provider": "local"}),
+    )
+    .await;
     let started: Value = started.json().await.unwrap();
     provider.set_user(TestUser::verified("ivan"));
     let relinked = through_provider(&b, started["url"].as_str().unwrap()).await;
@@ -636,7 +803,11 @@ async fn bad_key_files_stop_the_server_from_starting() {
         config.oauth.token_encryption_key_file = Some(current.clone());
         config.oauth.token_encryption_old_key_files = old.iter().cloned().collect();
         let started = tachigo_auth::server::start(config).await;
-        assert!(started.is_err(), "{} / {old:?} must be refused", current.display());
+        assert!(
+            started.is_err(),
+            "{} / {old:?} must be refused",
+            current.display()
+        );
 
         // The configuration loader names the setting.
         let mut env = vec![(
@@ -649,7 +820,9 @@ async fn bad_key_files_stop_the_server_from_starting() {
                 format!("[\"{}\"]", old.display()),
             ));
         }
-        let refused = tachigo_engine::config::load(None, env).unwrap_err().to_string();
+        let refused = tachigo_engine::config::load(None, env)
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("oauth.token_encryption_"), "{refused}");
     }
     let loaded = tachigo_engine::config::load(
@@ -660,5 +833,8 @@ async fn bad_key_files_stop_the_server_from_starting() {
         )],
     )
     .unwrap();
-    assert_eq!(loaded.oauth.token_encryption_key_file.as_deref(), Some(good.as_path()));
+    assert_eq!(
+        loaded.oauth.token_encryption_key_file.as_deref(),
+        Some(good.as_path())
+    );
 }

@@ -88,7 +88,10 @@ fn seal(
     }
 }
 
-fn unseal(cipher: &TokenCipher, record: &ProviderTokensRecord) -> Result<ProviderTokens, OpenError> {
+fn unseal(
+    cipher: &TokenCipher,
+    record: &ProviderTokensRecord,
+) -> Result<ProviderTokens, OpenError> {
     let bound = binding(&record.user_id, &record.provider, &record.subject);
     let open = |field, sealed| cipher.open(bound, field, sealed);
     Ok(ProviderTokens {
@@ -183,12 +186,7 @@ impl Engine {
         provider: &str,
         subject: &str,
     ) -> Result<Option<ProviderTokens>, EngineError> {
-        let Some(record) = self
-            .shared
-            .store
-            .provider_tokens(provider, subject)
-            .await?
-        else {
+        let Some(record) = self.shared.store.provider_tokens(provider, subject).await? else {
             return Ok(None);
         };
         if record.user_id != user_id {
@@ -234,7 +232,8 @@ impl Engine {
             .stored_provider_tokens(cipher, user_id, name, subject)
             .await?
             .ok_or(EngineError::ProviderTokensNotFound)?;
-        if !kept.access_expires_within(self.now(), REFRESH_MARGIN_MS) || kept.refresh_token.is_none()
+        if !kept.access_expires_within(self.now(), REFRESH_MARGIN_MS)
+            || kept.refresh_token.is_none()
         {
             return Ok(kept);
         }

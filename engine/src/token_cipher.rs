@@ -127,7 +127,12 @@ impl TokenCipher {
     }
 
     /// Seals `plaintext` as `field` of the account `binding` names.
-    pub(crate) fn seal(&self, binding: Binding<'_>, field: TokenField, plaintext: &str) -> SealedSecret {
+    pub(crate) fn seal(
+        &self,
+        binding: Binding<'_>,
+        field: TokenField,
+        plaintext: &str,
+    ) -> SealedSecret {
         let key = &self.keys.0;
         let nonce: [u8; 12] = rand::random();
         let aad = binding.associated_data(field);
@@ -191,11 +196,11 @@ mod tests {
         let new = TokenKey([2; 32]);
         let before = TokenCipher::new(&old, &[]);
         let sealed = before.seal(ALICE, TokenField::Access, "at-secret");
-        assert!(!sealed
-            .ciphertext
-            .windows(9)
-            .any(|w| w == b"at-secret"));
-        assert_eq!(before.open(ALICE, TokenField::Access, &sealed).unwrap(), "at-secret");
+        assert!(!sealed.ciphertext.windows(9).any(|w| w == b"at-secret"));
+        assert_eq!(
+            before.open(ALICE, TokenField::Access, &sealed).unwrap(),
+            "at-secret"
+        );
         // Fresh nonces: the same secret seals differently every time.
         assert_ne!(before.seal(ALICE, TokenField::Access, "at-secret"), sealed);
 
@@ -203,7 +208,10 @@ mod tests {
             user_id: "bob",
             ..ALICE
         };
-        assert_eq!(before.open(bob, TokenField::Access, &sealed), Err(OpenError::Rejected));
+        assert_eq!(
+            before.open(bob, TokenField::Access, &sealed),
+            Err(OpenError::Rejected)
+        );
         assert_eq!(
             before.open(ALICE, TokenField::Refresh, &sealed),
             Err(OpenError::Rejected)
@@ -217,7 +225,10 @@ mod tests {
 
         // Rotated: the old key still opens, the new one seals.
         let rotated = TokenCipher::new(&new, &[old.clone()]);
-        assert_eq!(rotated.open(ALICE, TokenField::Access, &sealed).unwrap(), "at-secret");
+        assert_eq!(
+            rotated.open(ALICE, TokenField::Access, &sealed).unwrap(),
+            "at-secret"
+        );
         assert_eq!(sealed.key_id, key_id(&old));
         let resealed = rotated.seal(ALICE, TokenField::Access, "at-secret");
         assert_eq!(resealed.key_id, key_id(&new));

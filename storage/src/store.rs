@@ -277,8 +277,10 @@ pub trait Store: Send + Sync + 'static {
     /// only while (provider, subject) is linked to `tokens.user_id`:
     /// `Ok(false)` (nothing written) otherwise. Unlinking the account or
     /// deleting the user removes them in the same change.
-    async fn put_provider_tokens(&self, tokens: &ProviderTokensRecord)
-        -> Result<bool, StorageError>;
+    async fn put_provider_tokens(
+        &self,
+        tokens: &ProviderTokensRecord,
+    ) -> Result<bool, StorageError>;
 
     /// The provider tokens kept for (provider, subject), if any.
     async fn provider_tokens(

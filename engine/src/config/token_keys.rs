@@ -49,20 +49,20 @@ pub fn parse_token_key(bytes: &[u8]) -> Result<TokenKey, String> {
             )
         })?
         .trim_end();
-    let decoded = if text.len() == 2 * TOKEN_KEY_BYTES && text.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        (0..TOKEN_KEY_BYTES)
-            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex digits"))
-            .collect::<Vec<u8>>()
-    } else {
-        let unpadded = text.trim_end_matches('=');
-        base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(unpadded)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(unpadded))
-            .map_err(|_| {
-                "is neither 32 raw bytes, nor 64 hex digits, nor base64 text".to_string()
-            })?
-    };
+    let decoded =
+        if text.len() == 2 * TOKEN_KEY_BYTES && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            (0..TOKEN_KEY_BYTES)
+                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex digits"))
+                .collect::<Vec<u8>>()
+        } else {
+            let unpadded = text.trim_end_matches('=');
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(unpadded)
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(unpadded))
+                .map_err(|_| {
+                    "is neither 32 raw bytes, nor 64 hex digits, nor base64 text".to_string()
+                })?
+        };
     let key: [u8; TOKEN_KEY_BYTES] = decoded.as_slice().try_into().map_err(|_| {
         format!(
             "decodes to {} bytes; a token key is exactly {TOKEN_KEY_BYTES} bytes",
@@ -74,7 +74,8 @@ pub fn parse_token_key(bytes: &[u8]) -> Result<TokenKey, String> {
 
 /// Reads and checks the key file of setting `key`.
 pub fn read_token_key_file(key: &str, path: &Path) -> Result<TokenKey, ConfigError> {
-    let cannot_read = |e: std::io::Error| refused(key, format!("cannot read {}: {e}", path.display()));
+    let cannot_read =
+        |e: std::io::Error| refused(key, format!("cannot read {}: {e}", path.display()));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -125,14 +126,22 @@ mod tests {
         let raw = [7u8; 32];
         assert_eq!(parse_token_key(&raw).unwrap().0, raw);
         let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(parse_token_key(format!("{hex}\n").as_bytes()).unwrap().0, raw);
+        assert_eq!(
+            parse_token_key(format!("{hex}\n").as_bytes()).unwrap().0,
+            raw
+        );
         let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
-        assert_eq!(parse_token_key(format!("{b64}\n").as_bytes()).unwrap().0, raw);
+        assert_eq!(
+            parse_token_key(format!("{b64}\n").as_bytes()).unwrap().0,
+            raw
+        );
         let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xfbu8; 32]);
         assert_eq!(parse_token_key(url.as_bytes()).unwrap().0, [0xfb; 32]);
 
         let short = base64::engine::general_purpose::STANDARD.encode([1u8; 16]);
-        assert!(parse_token_key(short.as_bytes()).unwrap_err().contains("16 bytes"));
+        assert!(parse_token_key(short.as_bytes())
+            .unwrap_err()
+            .contains("16 bytes"));
         assert!(parse_token_key(b"not a key at all!").is_err());
         assert!(parse_token_key(&[0xff; 31]).is_err());
         assert!(parse_token_key(b"").is_err());

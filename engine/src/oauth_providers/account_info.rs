@@ -31,10 +31,11 @@ impl Provider {
         let endpoint = endpoints.userinfo_endpoint.as_deref().ok_or_else(|| {
             ProviderError::UserInfo("the provider publishes no userinfo endpoint".into())
         })?;
-        let data: Map<String, Value> = get_json(&self.http, "userinfo", endpoint, Some(access_token))
-            .await
-            .map_err(|e| ProviderError::UserInfo(e.to_string()))?
-            .map_err(|status| ProviderError::UserInfo(format!("userinfo: status {status}")))?;
+        let data: Map<String, Value> =
+            get_json(&self.http, "userinfo", endpoint, Some(access_token))
+                .await
+                .map_err(|e| ProviderError::UserInfo(e.to_string()))?
+                .map_err(|status| ProviderError::UserInfo(format!("userinfo: status {status}")))?;
         let claims: ProfileClaims = serde_json::from_value(Value::Object(data.clone()))
             .map_err(|_| ProviderError::UserInfo("userinfo has no usable `sub`".into()))?;
         if claims.sub != subject {

@@ -9,8 +9,8 @@ use super::discovery::EndpointSource;
 use super::exchange::{self, ExchangeParams};
 use super::id_token::{self, Expectations};
 use super::jwks::JwksCache;
-use super::{userinfo, Flavor, ProviderError};
 use super::tokens::{system_now_ms, ProviderTokens, SignedIn};
+use super::{userinfo, Flavor, ProviderError};
 
 /// The longest extra scope a sign-in request may add, and how many.
 const MAX_EXTRA_SCOPES: usize = 16;

@@ -40,14 +40,17 @@ pub(crate) fn system_now_ms() -> UnixMillis {
 
 impl ProviderTokens {
     /// The tokens of a token endpoint's answer received at `now`.
-    pub(crate) fn from_response(response: &ProviderTokenResponse, now: UnixMillis) -> ProviderTokens {
+    pub(crate) fn from_response(
+        response: &ProviderTokenResponse,
+        now: UnixMillis,
+    ) -> ProviderTokens {
         ProviderTokens {
             access_token: response.access_token().secret().clone(),
             refresh_token: response.refresh_token().map(|t| t.secret().clone()),
             id_token: response.id_token().map(str::to_string),
-            access_token_expires_at: response.expires_in().map(|d| {
-                now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            }),
+            access_token_expires_at: response
+                .expires_in()
+                .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
             refresh_token_expires_at: None,
             scopes: response
                 .scopes()

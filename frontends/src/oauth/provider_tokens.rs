@@ -72,7 +72,10 @@ impl AccountSelection {
             }
         }
         if self.provider_id.is_none() && self.account_id.is_none() {
-            return Err(validation_error("", "name the account: accountId or providerId"));
+            return Err(validation_error(
+                "",
+                "name the account: accountId or providerId",
+            ));
         }
         Ok(())
     }
@@ -210,12 +213,16 @@ async fn resolve(
         )
         .await
         .map_err(|e| answer(e, endpoint))?;
-    let provider = oauth.providers.get(&account.provider).cloned().ok_or_else(|| {
-        ApiError::bad_request(
-            "provider_not_supported",
-            format!("provider `{}` is no longer configured", account.provider),
-        )
-    })?;
+    let provider = oauth
+        .providers
+        .get(&account.provider)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "provider_not_supported",
+                format!("provider `{}` is no longer configured", account.provider),
+            )
+        })?;
     Ok((account, provider))
 }
 
@@ -234,9 +241,10 @@ async fn get_access_token(
     headers: HeaderMap,
     selection: AccountSelection,
 ) -> Result<Response<Body>, Rejection> {
-    let caller = session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
-        .await
-        .map_err(ApiError::reject)?;
+    let caller =
+        session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
+            .await
+            .map_err(ApiError::reject)?;
     selection.check().map_err(ApiError::reject)?;
     let endpoint = Endpoint::GetAccessToken;
     let (account, provider) = resolve(&oauth, &caller, &selection, endpoint)
@@ -264,9 +272,10 @@ async fn refresh_token(
     headers: HeaderMap,
     selection: AccountSelection,
 ) -> Result<Response<Body>, Rejection> {
-    let caller = session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
-        .await
-        .map_err(ApiError::reject)?;
+    let caller =
+        session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
+            .await
+            .map_err(ApiError::reject)?;
     selection.check().map_err(ApiError::reject)?;
     let endpoint = Endpoint::RefreshToken;
     let (account, provider) = resolve(&oauth, &caller, &selection, endpoint)
@@ -303,11 +312,16 @@ async fn account_info(
         .map_err(ApiError::reject)?;
     let mut query: HashMap<String, String> = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(raw_query.as_bytes()) {
-        if query.insert(name.into_owned(), value.into_owned()).is_some() || query.len() > 8 {
-            return Err(
-                ApiError::bad_request("validation_error", "[query] a parameter is repeated, or there are too many")
-                    .reject(),
-            );
+        if query
+            .insert(name.into_owned(), value.into_owned())
+            .is_some()
+            || query.len() > 8
+        {
+            return Err(ApiError::bad_request(
+                "validation_error",
+                "[query] a parameter is repeated, or there are too many",
+            )
+            .reject());
         }
     }
     let selection = AccountSelection {

@@ -1025,15 +1025,14 @@ impl Store for SledStore {
     ) -> Result<bool, StorageError> {
         let encoded = encode(tokens);
         let key = account_key(&tokens.provider, &tokens.subject);
-        let result: TxResult<bool> = (&self.accounts, &self.provider_tokens).transaction(
-            |(accounts, provider_tokens)| {
+        let result: TxResult<bool> =
+            (&self.accounts, &self.provider_tokens).transaction(|(accounts, provider_tokens)| {
                 if accounts.get(&key)?.as_deref() != Some(tokens.user_id.as_bytes()) {
                     return Ok(false);
                 }
                 provider_tokens.insert(key.as_slice(), encoded.as_slice())?;
                 Ok(true)
-            },
-        );
+            });
         let stored = result.map_err(tx_error)?;
         if stored {
             self.durable().await?;
