@@ -27,12 +27,15 @@ const REFRESH_MARGIN_MS: i64 = 5_000;
 /// Past this many entries, entries no refresh holds any more are dropped.
 const LOCKS_BEFORE_CLEANUP: usize = 64;
 
+/// The lock of one account's refreshes, held by its callers only.
+type RefreshLock = Weak<tokio::sync::Mutex<()>>;
+
 /// One lock per linked account being refreshed; an entry lives only while
 /// some caller holds or waits for it, so the map stays as small as the
 /// refreshes in flight.
 #[derive(Default)]
 pub(crate) struct RefreshLocks {
-    locks: Mutex<HashMap<(String, String), Weak<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<(String, String), RefreshLock>>,
 }
 
 impl RefreshLocks {

@@ -224,7 +224,7 @@ mod tests {
         );
 
         // Rotated: the old key still opens, the new one seals.
-        let rotated = TokenCipher::new(&new, &[old.clone()]);
+        let rotated = TokenCipher::new(&new, std::slice::from_ref(&old));
         assert_eq!(
             rotated.open(ALICE, TokenField::Access, &sealed).unwrap(),
             "at-secret"
