@@ -54,6 +54,9 @@ pub struct EngineOptions {
     pub jwks_cache_lifetime_ms: i64,
     /// `tokens.signing_key_rotation`: the rotation schedule, when on.
     pub signing_key_rotation_ms: Option<i64>,
+    /// Seals provider tokens at rest; `None`: they are not kept. Read from
+    /// the key files by [`Engine::open`] when not set here.
+    pub token_cipher: Option<crate::token_cipher::TokenCipher>,
 }
 
 impl EngineOptions {
@@ -78,6 +81,7 @@ impl EngineOptions {
             clients: crate::clients::ClientRegistry::from_config(config).unwrap_or_default(),
             jwks_cache_lifetime_ms: t.jwks_cache_lifetime.as_millis_i64(),
             signing_key_rotation_ms: t.signing_key_rotation.map(|d| d.as_millis_i64()),
+            token_cipher: None,
         }
     }
 }
@@ -96,6 +100,8 @@ pub(crate) struct Shared {
     stopping: std::sync::atomic::AtomicBool,
     /// Templates, throttle and the delivery task's wake-up.
     pub(crate) mail: Arc<crate::mail::Mail>,
+    /// One provider refresh at a time per linked account.
+    pub(crate) provider_refreshes: crate::provider_tokens::RefreshLocks,
 }
 
 impl Shared {
@@ -198,9 +204,13 @@ impl Engine {
     /// across grace windows and expiries).
     pub async fn open_with_clock(
         config: &Config,
-        options: EngineOptions,
+        mut options: EngineOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
+        if options.token_cipher.is_none() {
+            options.token_cipher = crate::token_cipher::TokenCipher::from_config(&config.oauth)
+                .map_err(|e| EngineError::Config(e.to_string()))?;
+        }
         let store = tachigo_storage::open(&crate::store_config::store_config(config)?).await?;
         tracing::info!(backend = store.backend(), "storage opened");
         Engine::start_with_clock(store, options, clock).await
@@ -228,6 +238,7 @@ impl Engine {
             options,
             clock,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            provider_refreshes: Default::default(),
         });
         tokio::spawn(maintenance(
             Arc::downgrade(&shared),

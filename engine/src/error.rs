@@ -56,6 +56,22 @@ pub enum EngineError {
         field: &'static str,
         reason: &'static str,
     },
+    /// No `oauth.token_encryption_key_file`: provider tokens are not kept.
+    #[error("this server does not keep provider tokens (no oauth.token_encryption_key_file)")]
+    ProviderTokensNotKept,
+    /// None are kept for the account (linked before keys were configured), or
+    /// they were sealed by a key no longer configured.
+    #[error("no provider tokens are kept for this account")]
+    ProviderTokensNotFound,
+    #[error("the provider issued no refresh token for this account")]
+    NoProviderRefreshToken,
+    /// The provider refused the refresh token (e.g. `invalid_grant`); the
+    /// account stays linked and its tokens unchanged.
+    #[error("the provider refused to refresh the tokens: `{0}`")]
+    ProviderRefusedRefresh(String),
+    /// The provider could not be reached or answered nonsense.
+    #[error("the provider is unavailable: {0}")]
+    ProviderUnavailable(String),
     /// Storage could not answer (unreachable, timed out, failing, or a record
     /// it could not read). The request fails with 503; nothing is assumed.
     #[error("storage failure: {0}")]

@@ -21,12 +21,14 @@ pub mod opaque_token;
 mod owner_cache;
 pub mod password;
 pub mod password_formats;
+mod provider_tokens;
 pub mod refresh_family;
 mod router;
 mod session_views;
 pub mod siwe;
 pub mod store_admin;
 mod store_config;
+pub mod token_cipher;
 mod user_actor;
 pub mod user_import;
 

@@ -185,6 +185,12 @@ pub(crate) enum UserMsg {
         subject: Option<String>,
         reply: Reply<User>,
     },
+    /// Stores sealed provider tokens for one of the user's linked accounts;
+    /// `Ok(false)` (nothing written) when the user no longer has it.
+    KeepProviderTokens {
+        record: tachigo_storage::ProviderTokensRecord,
+        reply: Reply<bool>,
+    },
     SetRoles {
         roles: Vec<String>,
         reply: Reply<User>,

@@ -329,6 +329,9 @@ impl Actor for UserActor {
             } => {
                 let _ = reply.send(ops.unlink_account(&provider, subject.as_deref()).await);
             }
+            UserMsg::KeepProviderTokens { record, reply } => {
+                let _ = reply.send(ops.keep_provider_tokens(record).await);
+            }
             UserMsg::SetRoles { roles, reply } => {
                 let _ = reply.send(ops.update_user(|u| u.roles = roles).await);
             }
@@ -847,6 +850,25 @@ impl Ops<'_> {
             .audit("account_unlinked", Some(&self.state.user.id), None, &detail)
             .await;
         Ok(User::clone(&self.state.user_view))
+    }
+
+    /// Written only for an account the user has now: an unlink that came
+    /// first (this actor serialises both) leaves nothing behind.
+    async fn keep_provider_tokens(
+        self,
+        record: tachigo_storage::ProviderTokensRecord,
+    ) -> Result<bool, EngineError> {
+        let linked = self.state.user.id == record.user_id
+            && self
+                .state
+                .user
+                .accounts
+                .iter()
+                .any(|a| a.provider == record.provider && a.subject == record.subject);
+        if !linked {
+            return Ok(false);
+        }
+        Ok(self.shared.store.put_provider_tokens(&record).await?)
     }
 
     async fn apply_change(self, change: UserChange) -> Result<User, EngineError> {

@@ -1,7 +1,9 @@
 //! The records kept in storage. They are plain data: the engine owns their rules.
 //!
 //! Times are [`UnixMillis`](crate::UnixMillis). Token material is only ever a
-//! SHA-256 digest (`[u8; 32]`); no plaintext token is stored anywhere.
+//! SHA-256 digest (`[u8; 32]`) or, for the tokens a provider issued, a
+//! ciphertext the engine sealed ([`SealedSecret`]); no plaintext token is
+//! stored anywhere.
 
 use serde::{Deserialize, Serialize};
 
@@ -258,4 +260,33 @@ pub enum GrantPut {
     Full,
     /// Another live grant holds this user code: nothing was written.
     UserCodeTaken,
+}
+
+/// A secret sealed by the engine (AES-256-GCM): the storage never sees it in clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    /// Which key sealed it (a digest of the key, never the key).
+    pub key_id: [u8; 8],
+    /// The 96-bit nonce, fresh for every seal.
+    pub nonce: [u8; 12],
+    /// The ciphertext with its 16-byte tag.
+    pub ciphertext: Vec<u8>,
+}
+
+/// The tokens a provider issued for a linked account, sealed. Kept by the
+/// store beside the account (keyed by provider and subject) and removed with
+/// it (unlink, user deletion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderTokensRecord {
+    pub user_id: String,
+    pub provider: String,
+    pub subject: String,
+    pub access_token: SealedSecret,
+    pub refresh_token: Option<SealedSecret>,
+    pub id_token: Option<SealedSecret>,
+    pub access_token_expires_at: Option<UnixMillis>,
+    pub refresh_token_expires_at: Option<UnixMillis>,
+    /// The scopes the provider granted (not secret).
+    pub scopes: Vec<String>,
+    pub updated_at: UnixMillis,
 }

@@ -271,11 +271,29 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` audit events, newest first.
     async fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StorageError>;
 
+    // ----- provider tokens -----
+
+    /// Stores the sealed provider tokens of a linked account, replacing any,
+    /// only while (provider, subject) is linked to `tokens.user_id`:
+    /// `Ok(false)` (nothing written) otherwise. Unlinking the account or
+    /// deleting the user removes them in the same change.
+    async fn put_provider_tokens(
+        &self,
+        tokens: &ProviderTokensRecord,
+    ) -> Result<bool, StorageError>;
+
+    /// The provider tokens kept for (provider, subject), if any.
+    async fn provider_tokens(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<ProviderTokensRecord>, StorageError>;
+
     // ----- moving a deployment -----
 
     /// Everything durable, for `store copy`: users, sessions, families,
     /// retired tokens, signing keys, the audit log (oldest first), mailed
-    /// tokens and the mail outbox. Pending OAuth states and OAuth 2.1 grants
+    /// tokens, the mail outbox and sealed provider tokens. Pending OAuth states and OAuth 2.1 grants
     /// (codes and device grants, which live ten minutes at most) are not
     /// carried: flows in progress during a copy start again.
     async fn export(&self) -> Result<Snapshot, StorageError>;
@@ -299,4 +317,7 @@ pub struct Snapshot {
     pub email_tokens: Vec<(TokenHash, EmailTokenRecord)>,
     /// Mails not yet delivered, oldest first.
     pub outbox: Vec<OutboxMailRecord>,
+    /// Sealed provider tokens of linked accounts, in (provider, subject) order;
+    /// they open only with the engine's token keys, which travel separately.
+    pub provider_tokens: Vec<ProviderTokensRecord>,
 }

@@ -118,6 +118,7 @@ conformance!(
     import_refuses_a_store_with_data_and_changes_nothing,
     everything_acknowledged_survives_a_reopen,
     health_flush_and_release,
+    provider_tokens_live_and_go_with_their_account,
 );
 
 // ----- records -----
@@ -272,6 +273,10 @@ async fn populate(store: &dyn Store) {
         .await
         .unwrap();
     assert!(store.enqueue_mail(&mail(1, T0), 10).await.unwrap());
+    assert!(store
+        .put_provider_tokens(&provider_tokens("u2", "google", "g2", 1))
+        .await
+        .unwrap());
 }
 
 // ----- users -----
@@ -1709,6 +1714,10 @@ async fn a_copy_to_the_other_backend_holds_the_same_data(backend: Backend) {
         vec![(hash(7), email_token("u1", T0 + 10_000))]
     );
     assert_eq!(snapshot.outbox, vec![mail(1, T0)]);
+    assert_eq!(
+        snapshot.provider_tokens,
+        vec![provider_tokens("u2", "google", "g2", 1)]
+    );
 
     let other = backend.other().await;
     let target = other.open().await;
@@ -1757,6 +1766,10 @@ async fn a_copy_to_the_other_backend_holds_the_same_data(backend: Backend) {
     ));
     assert_eq!(target.recent_audit_events(1).await.unwrap(), vec![event(2)]);
     assert_eq!(target.queued_mail_count().await.unwrap(), 1);
+    assert_eq!(
+        target.provider_tokens("google", "g2").await.unwrap(),
+        Some(provider_tokens("u2", "google", "g2", 1))
+    );
     // And it survives a reopen of the target.
     let target = other.reopen(target).await;
     assert_eq!(target.export().await.unwrap(), snapshot);
@@ -1986,4 +1999,105 @@ async fn postgres_secrets_never_reach_messages() {
             assert!(!text.contains(SECRET), "a password in an error: {text}");
         }
     }
+}
+
+// ----- provider tokens -----
+
+fn sealed(n: u8) -> SealedSecret {
+    SealedSecret {
+        key_id: [n; 8],
+        nonce: [n; 12],
+        ciphertext: vec![n; 40],
+    }
+}
+
+fn provider_tokens(user_id: &str, provider: &str, subject: &str, n: u8) -> ProviderTokensRecord {
+    ProviderTokensRecord {
+        user_id: user_id.into(),
+        provider: provider.into(),
+        subject: subject.into(),
+        access_token: sealed(n),
+        refresh_token: Some(sealed(n + 1)),
+        id_token: None,
+        access_token_expires_at: Some(T0 + i64::from(n)),
+        refresh_token_expires_at: None,
+        scopes: vec!["openid".into(), "email".into()],
+        updated_at: T0,
+    }
+}
+
+async fn provider_tokens_live_and_go_with_their_account(backend: Backend) {
+    let store = backend.open().await;
+    let a = user("a", None, &[("twitch", "1"), ("google", "g")]);
+    let b = user("b", None, &[("twitch", "2")]);
+    store.create_user(&a).await.unwrap();
+    store.create_user(&b).await.unwrap();
+
+    // Only for an account the user holds.
+    assert!(store
+        .put_provider_tokens(&provider_tokens("a", "twitch", "1", 1))
+        .await
+        .unwrap());
+    assert!(!store
+        .put_provider_tokens(&provider_tokens("a", "twitch", "2", 9))
+        .await
+        .unwrap());
+    assert!(!store
+        .put_provider_tokens(&provider_tokens("a", "twitch", "nobody", 9))
+        .await
+        .unwrap());
+    assert_eq!(store.provider_tokens("twitch", "2").await.unwrap(), None);
+    assert_eq!(
+        store.provider_tokens("twitch", "nobody").await.unwrap(),
+        None
+    );
+    // Replaced whole.
+    assert!(store
+        .put_provider_tokens(&provider_tokens("a", "twitch", "1", 3))
+        .await
+        .unwrap());
+    assert!(store
+        .put_provider_tokens(&provider_tokens("a", "google", "g", 5))
+        .await
+        .unwrap());
+    assert!(store
+        .put_provider_tokens(&provider_tokens("b", "twitch", "2", 7))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.provider_tokens("twitch", "1").await.unwrap(),
+        Some(provider_tokens("a", "twitch", "1", 3))
+    );
+
+    // Unlinking takes the account's tokens with it, and only those.
+    let mut a_without_twitch = a.clone();
+    a_without_twitch.accounts.retain(|x| x.provider != "twitch");
+    store
+        .unlink_account(&a_without_twitch, "twitch", "1")
+        .await
+        .unwrap();
+    assert_eq!(store.provider_tokens("twitch", "1").await.unwrap(), None);
+    assert_eq!(
+        store.provider_tokens("google", "g").await.unwrap(),
+        Some(provider_tokens("a", "google", "g", 5))
+    );
+    // Nor can they come back for the unlinked account.
+    assert!(!store
+        .put_provider_tokens(&provider_tokens("a", "twitch", "1", 3))
+        .await
+        .unwrap());
+
+    // Deleting the user takes the rest; the other user keeps theirs.
+    assert!(store.delete_user("a").await.unwrap());
+    assert_eq!(store.provider_tokens("google", "g").await.unwrap(), None);
+    let store = backend.reopen(store).await;
+    assert_eq!(store.provider_tokens("google", "g").await.unwrap(), None);
+    assert_eq!(
+        store.provider_tokens("twitch", "2").await.unwrap(),
+        Some(provider_tokens("b", "twitch", "2", 7))
+    );
+    assert_eq!(
+        store.export().await.unwrap().provider_tokens,
+        vec![provider_tokens("b", "twitch", "2", 7)]
+    );
 }

@@ -5,7 +5,10 @@
 //! redirect URI and the PKCE S256 verifier and issues RS256-signed id_tokens,
 //! and a userinfo endpoint. Tests pick who signs in next (or name them with
 //! `login_hint`: a verified user of that subject) and can make it issue
-//! id_tokens that are wrong in one precise way.
+//! id_tokens that are wrong in one precise way. When asked, it also issues
+//! refresh tokens (rotated at every `grant_type=refresh_token`), gives access
+//! tokens a short lifetime (userinfo refuses them once expired), and refuses
+//! refreshes with `invalid_grant`.
 //!
 //! Shared by `tests/` (declared from `support/mod.rs`) and `bench/` (through
 //! `#[path]`), so it depends on nothing else of either.
@@ -94,6 +97,19 @@ struct Behaviour {
     access_tokens: HashMap<String, TestUser>,
     token_requests: u64,
     userinfo_requests: u64,
+    /// Whether code exchanges (and refreshes) issue refresh tokens.
+    issue_refresh_tokens: bool,
+    /// `expires_in` of new access tokens (3600 when unset).
+    access_token_lifetime_secs: Option<u64>,
+    /// Every refresh is answered `invalid_grant`.
+    refuse_refresh: bool,
+    /// Live refresh tokens and whose they are (each works once: rotation).
+    refresh_tokens: HashMap<String, TestUser>,
+    /// When each access token stops working (Unix seconds).
+    access_token_expiry: HashMap<String, i64>,
+    /// Every access and refresh token ever issued, in order.
+    issued_tokens: Vec<String>,
+    refresh_grants: u64,
 }
 
 struct Shared {
@@ -229,6 +245,31 @@ impl OidcProvider {
 
     pub fn userinfo_requests(&self) -> u64 {
         self.behaviour().userinfo_requests
+    }
+
+    /// Whether code exchanges (and refreshes) issue refresh tokens.
+    pub fn set_issue_refresh_tokens(&self, issued: bool) {
+        self.behaviour().issue_refresh_tokens = issued;
+    }
+
+    /// The lifetime (`expires_in`) of access tokens issued from now on.
+    pub fn set_access_token_lifetime(&self, secs: u64) {
+        self.behaviour().access_token_lifetime_secs = Some(secs);
+    }
+
+    /// Whether every refresh from now on is refused with `invalid_grant`.
+    pub fn set_refuse_refresh(&self, refused: bool) {
+        self.behaviour().refuse_refresh = refused;
+    }
+
+    /// `grant_type=refresh_token` requests received (refused ones included).
+    pub fn refresh_grants(&self) -> u64 {
+        self.behaviour().refresh_grants
+    }
+
+    /// Every access and refresh token issued so far, oldest first.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.behaviour().issued_tokens.clone()
     }
 
     /// Stops serving: connections to its port are refused from now on.
@@ -411,6 +452,9 @@ fn token(
     if client_id != CLIENT_ID || client_secret != CLIENT_SECRET {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        return refresh(&mut b, &form);
+    }
     if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
@@ -425,19 +469,50 @@ fn token(
     {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
-    let access_token = random_token();
-    b.access_tokens
-        .insert(access_token.clone(), issued.user.clone());
-    let mut body = json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": 3600,
-        "scope": "openid email profile",
-    });
+    let mut body = issue_tokens(&mut b, &issued.user);
     if b.fault != IdTokenFault::Missing {
         body["id_token"] = id_token(&s, &issued, b.fault, b.profile_in_id_token).into();
     }
     json_response(StatusCode::OK, body)
+}
+
+/// A new access token for `user` (and a refresh token when they are issued).
+fn issue_tokens(b: &mut Behaviour, user: &TestUser) -> Value {
+    let access_token = random_token();
+    let lifetime = b.access_token_lifetime_secs.unwrap_or(3600);
+    b.access_tokens.insert(access_token.clone(), user.clone());
+    b.access_token_expiry
+        .insert(access_token.clone(), unix_now() + lifetime as i64);
+    b.issued_tokens.push(access_token.clone());
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "scope": "openid email profile",
+    });
+    if b.issue_refresh_tokens {
+        let refresh_token = random_token();
+        b.refresh_tokens.insert(refresh_token.clone(), user.clone());
+        b.issued_tokens.push(refresh_token.clone());
+        body["refresh_token"] = refresh_token.into();
+    }
+    body
+}
+
+/// `grant_type=refresh_token` (client already authenticated): a live refresh
+/// token is spent and replaced, unless refreshes are refused.
+fn refresh(b: &mut Behaviour, form: &HashMap<String, String>) -> warp::reply::Response {
+    b.refresh_grants += 1;
+    if b.refuse_refresh {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    let Some(user) = form
+        .get("refresh_token")
+        .and_then(|t| b.refresh_tokens.remove(t))
+    else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    };
+    json_response(StatusCode::OK, issue_tokens(b, &user))
 }
 
 fn id_token(s: &Shared, issued: &IssuedCode, fault: IdTokenFault, with_profile: bool) -> String {
@@ -519,6 +594,14 @@ fn userinfo(s: Arc<Shared>, authorization: Option<String>) -> warp::reply::Respo
     let Some(u) = user else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
     };
+    let expired = authorization
+        .as_deref()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|t| b.access_token_expiry.get(t))
+        .is_some_and(|at| unix_now() >= *at);
+    if expired {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    }
     json_response(
         StatusCode::OK,
         json!({

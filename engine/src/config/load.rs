@@ -435,6 +435,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         }
         super::provider_checks::check_provider(name, provider)?;
     }
+    super::token_keys::read_token_keys(&config.oauth)?;
     for (i, p) in config.oauth.trusted_providers.iter().enumerate() {
         if !config.oauth.providers.contains_key(p) {
             return Err(invalid(

@@ -10,6 +10,7 @@ mod duration;
 mod load;
 mod plain_oauth2;
 mod provider_checks;
+pub mod token_keys;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -173,6 +174,12 @@ pub struct OAuthConfig {
     /// Whether `POST /api/auth/sign-up/email` makes accounts (sign-in with an
     /// existing password works either way).
     pub allow_email_signup: bool,
+    /// The key that seals the tokens providers issue (AES-256-GCM), kept
+    /// with each linked account; unset: provider tokens are not kept.
+    pub token_encryption_key_file: Option<PathBuf>,
+    /// Keys that sealed tokens before a rotation: they still open them
+    /// (the current key re-seals at the next write), never seal.
+    pub token_encryption_old_key_files: Vec<PathBuf>,
 }
 
 impl Default for OAuthConfig {
@@ -186,6 +193,8 @@ impl Default for OAuthConfig {
             trusted_providers: Vec::new(),
             providers: Default::default(),
             allow_email_signup: true,
+            token_encryption_key_file: None,
+            token_encryption_old_key_files: Vec::new(),
         }
     }
 }

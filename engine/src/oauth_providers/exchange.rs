@@ -15,7 +15,7 @@ use super::discovery::Endpoints;
 use super::token_response::ProviderTokenResponse;
 use super::{Flavor, ProviderError};
 
-type TokenClient = Client<
+pub(super) type TokenClient = Client<
     BasicErrorResponse,
     ProviderTokenResponse,
     BasicTokenIntrospectionResponse,

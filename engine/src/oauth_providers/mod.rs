@@ -19,8 +19,10 @@
 //! provider's identity, with `field_map`, `presets` and `verified_emails`),
 //! `pending` (the server-side half
 //! of `state`, kept ten minutes and taken once), `http` (the shared client) and
-//! `error`.
+//! `error`. The tokens a sign-in brings (`tokens`) are refreshed with
+//! `refresh` and used for `account_info`.
 
+mod account_info;
 mod authorize;
 mod discovery;
 mod error;
@@ -35,15 +37,20 @@ mod pending;
 mod plain;
 mod presets;
 mod provider;
+mod refresh;
 mod registry;
 mod token_response;
+mod tokens;
 mod userinfo;
 mod verified_emails;
 
+pub use account_info::AccountInfo;
 pub use authorize::AuthorizationStart;
 pub use error::ProviderError;
 pub use flavor::Flavor;
 pub(crate) use http::acceptable_endpoint;
 pub use pending::{PendingAuthorizations, TakenState, STATE_TTL_MS};
 pub use provider::{valid_login_hint, valid_scope, Provider};
+pub use refresh::RefreshError;
 pub use registry::Providers;
+pub use tokens::{ProviderTokens, SignedIn};

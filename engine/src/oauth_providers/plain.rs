@@ -107,6 +107,19 @@ impl PlainOAuth2 {
         access_token: &str,
         provider: &str,
     ) -> Result<ProviderIdentity, ProviderError> {
+        Ok(self
+            .identity_and_userinfo(http, access_token, provider)
+            .await?
+            .0)
+    }
+
+    /// Who the access token belongs to, and the userinfo document it was read from.
+    pub(crate) async fn identity_and_userinfo(
+        &self,
+        http: &reqwest::Client,
+        access_token: &str,
+        provider: &str,
+    ) -> Result<(ProviderIdentity, Value), ProviderError> {
         check_endpoint("userinfo endpoint", &self.userinfo_url)?;
         let userinfo: Value = get_json(http, "userinfo", &self.userinfo_url, Some(access_token))
             .await
@@ -120,6 +133,6 @@ impl PlainOAuth2 {
             check_endpoint("email list endpoint", url)?;
             verified_emails::settle(http, url, access_token, &mut claims).await?;
         }
-        Ok(claims.into_identity(provider))
+        Ok((claims.into_identity(provider), userinfo))
     }
 }

@@ -11,8 +11,8 @@ use super::exchange::{self, ExchangeParams};
 use super::id_token::{self, Expectations};
 use super::jwks::JwksCache;
 use super::plain::PlainOAuth2;
+use super::tokens::{system_now_ms, ProviderTokens, SignedIn};
 use super::{userinfo, Flavor, ProviderError};
-use crate::ProviderIdentity;
 
 /// The longest extra scope a sign-in request may add, and how many.
 const MAX_EXTRA_SCOPES: usize = 16;
@@ -116,13 +116,14 @@ impl Provider {
 
     /// Completes an authorization: exchanges `code` with the PKCE verifier,
     /// verifies the id_token against `nonce`, and reads the identity (a plain
-    /// OAuth 2.0 provider: reads it from its userinfo; `nonce` is unused).
+    /// OAuth 2.0 provider: reads it from its userinfo; `nonce` is unused),
+    /// with the tokens the exchange brought.
     pub async fn finish(
         &self,
         code: &str,
         pkce_verifier: &str,
         nonce: &str,
-    ) -> Result<ProviderIdentity, ProviderError> {
+    ) -> Result<SignedIn, ProviderError> {
         let endpoints = self.endpoints.endpoints(&self.http).await?;
         let tokens = exchange::exchange_code(
             &self.http,
@@ -138,9 +139,13 @@ impl Provider {
         )
         .await?;
         if let Some(plain) = &self.plain {
-            return plain
+            let identity = plain
                 .identity(&self.http, tokens.access_token().secret(), &self.name)
-                .await;
+                .await?;
+            return Ok(SignedIn {
+                identity,
+                tokens: ProviderTokens::from_response(&tokens, system_now_ms()),
+            });
         }
         let id_token = tokens.id_token().ok_or_else(|| {
             ProviderError::InvalidIdToken("the token response has no id_token".into())
@@ -170,7 +175,10 @@ impl Provider {
                 claims.complete_with(extra);
             }
         }
-        Ok(claims.into_identity(&self.name))
+        Ok(SignedIn {
+            identity: claims.into_identity(&self.name),
+            tokens: ProviderTokens::from_response(&tokens, system_now_ms()),
+        })
     }
 }
 

@@ -7,7 +7,8 @@
 //! The `state` is taken first (single use, so a replay or a second tab's
 //! callback finds nothing), then must have been started by this browser (its
 //! state cookie) for this provider; only then is the provider's answer
-//! believed. Error codes:
+//! believed. The tokens the provider issued are kept with the account
+//! (sealed) when a token key is configured. Error codes:
 //!
 //! | code | why |
 //! |---|---|
@@ -38,7 +39,7 @@ use warp::http::Response;
 use warp::Rejection;
 
 use super::callback_urls::{redirect_to, with_error};
-use super::{session_cookie, state_cookie, OAuth};
+use super::{provider_tokens, session_cookie, state_cookie, OAuth};
 use crate::common::log_sampling::LogSampler;
 use crate::common::{Body, RequestContext};
 
@@ -160,7 +161,7 @@ async fn complete(
         return Err(failure(error_url, "oauth_provider_not_found"));
     };
     let nonce = record.nonce.as_deref().unwrap_or_default();
-    let identity = provider
+    let signed_in = provider
         .finish(code, &record.pkce_verifier, nonce)
         .await
         .map_err(|e| {
@@ -176,10 +177,15 @@ async fn complete(
             }
             failure(error_url, e.code())
         })?;
-    match &record.link_user_id {
-        Some(user_id) => link(oauth, &record, user_id, &identity).await,
-        None => sign_in(oauth, &record, context, &identity).await,
+    let identity = &signed_in.identity;
+    let outcome = match &record.link_user_id {
+        Some(user_id) => link(oauth, &record, user_id, identity).await,
+        None => sign_in(oauth, &record, context, identity).await,
+    };
+    if outcome.is_ok() {
+        provider_tokens::keep(oauth, identity, &signed_in.tokens).await;
     }
+    outcome
 }
 
 /// `link-social`'s callback: the account joins the user who asked, no new

@@ -23,7 +23,9 @@
 //! flow), `callback_urls` (the open-redirect rules), `session_cookie`,
 //! `state_cookie`, `web_session` (a password sign-in's session),
 //! `browser_origin` (login CSRF), `email_limits`, `password_rules`,
-//! `validated_body`, `email_errors` and `wire` (the JSON shapes).
+//! `validated_body`, `email_errors` and `wire` (the JSON shapes). The
+//! provider's tokens of linked accounts (`get-access-token`, `refresh-token`,
+//! `account-info`) are `provider_tokens`.
 
 mod accounts;
 mod authorization;
@@ -38,6 +40,7 @@ mod form_post_callback;
 mod get_session;
 mod password_reset;
 mod password_rules;
+mod provider_tokens;
 pub(crate) mod session_cookie;
 mod sessions;
 mod sign_in;
@@ -143,6 +146,9 @@ pub fn route_table() -> RouteTable {
         (Method::POST, "/api/auth/delete-user"),
         (Method::POST, "/api/auth/siwe/nonce"),
         (Method::POST, "/api/auth/siwe/verify"),
+        (Method::POST, "/api/auth/get-access-token"),
+        (Method::POST, "/api/auth/refresh-token"),
+        (Method::GET, "/api/auth/account-info"),
     ])
 }
 
@@ -423,6 +429,8 @@ pub fn mount(state: &AppState) -> Mount {
         .or(email)
         .unify()
         .or(siwe)
+        .unify()
+        .or(provider_tokens::routes(o))
         .unify()
         .boxed();
     let table = route_table();

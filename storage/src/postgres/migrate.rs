@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_mail.sql")),
     (3, include_str!("migrations/0003_oauth2.sql")),
+    (4, include_str!("migrations/0004_provider_tokens.sql")),
 ];
 
 /// The newest schema version this build knows.

@@ -1062,6 +1062,47 @@ impl Store for PostgresStore {
         records(&rows)
     }
 
+    // ----- provider tokens -----
+
+    /// One statement: written only while the account row names the user (the
+    /// row's foreign key then removes it with the account).
+    async fn put_provider_tokens(
+        &self,
+        tokens: &ProviderTokensRecord,
+    ) -> Result<bool, StorageError> {
+        let written = self
+            .execute(
+                "INSERT INTO provider_tokens (provider, subject, user_id, record)
+                 SELECT $1::text, $2::text, $3::text, $4::bytea
+                  WHERE EXISTS (SELECT 1 FROM accounts
+                                 WHERE provider = $1 AND subject = $2 AND user_id = $3)
+                 ON CONFLICT (provider, subject) DO UPDATE
+                     SET user_id = EXCLUDED.user_id, record = EXCLUDED.record",
+                &[
+                    &tokens.provider,
+                    &tokens.subject,
+                    &tokens.user_id,
+                    &encode(tokens),
+                ],
+            )
+            .await?;
+        Ok(written == 1)
+    }
+
+    async fn provider_tokens(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<ProviderTokensRecord>, StorageError> {
+        self.query_opt(
+            "SELECT record FROM provider_tokens WHERE provider = $1 AND subject = $2",
+            &[&provider, &subject],
+        )
+        .await?
+        .map(|row| record(&row, 0))
+        .transpose()
+    }
+
     // ----- moving a deployment -----
 
     async fn export(&self) -> Result<Snapshot, StorageError> {

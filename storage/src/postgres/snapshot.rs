@@ -34,6 +34,9 @@ pub(super) async fn export(store: &PostgresStore) -> Result<Snapshot, StorageErr
         retired_tokens: Vec::new(),
         email_tokens: Vec::new(),
         outbox: records(&all("SELECT record FROM mail_outbox ORDER BY id").await?)?,
+        provider_tokens: records(
+            &all("SELECT record FROM provider_tokens ORDER BY provider, subject").await?,
+        )?,
     };
     for row in all("SELECT hash, session_id FROM retired_refresh_tokens ORDER BY hash").await? {
         let hash: TokenHash = row
@@ -206,6 +209,30 @@ pub(super) async fn import(store: &PostgresStore, snapshot: &Snapshot) -> Result
             &outbox.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
             &outbox.iter().map(|m| m.next_attempt_at).collect::<Vec<_>>(),
             &outbox.iter().map(encode).collect::<Vec<_>>(),
+        ],
+    )
+    .await
+    .map_err(classify)?;
+
+    // After the accounts they belong to (the foreign key).
+    let provider_tokens = &snapshot.provider_tokens;
+    tx.execute(
+        "INSERT INTO provider_tokens (provider, subject, user_id, record)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])",
+        &[
+            &provider_tokens
+                .iter()
+                .map(|t| t.provider.as_str())
+                .collect::<Vec<_>>(),
+            &provider_tokens
+                .iter()
+                .map(|t| t.subject.as_str())
+                .collect::<Vec<_>>(),
+            &provider_tokens
+                .iter()
+                .map(|t| t.user_id.as_str())
+                .collect::<Vec<_>>(),
+            &provider_tokens.iter().map(encode).collect::<Vec<_>>(),
         ],
     )
     .await

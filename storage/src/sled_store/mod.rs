@@ -60,6 +60,8 @@ pub struct SledStore {
     oauth2_user_codes: Tree,
     /// Entries of `oauth2_grants`, kept here because `Tree::len` is a scan.
     stored_oauth2_grants: Arc<AtomicUsize>,
+    /// `provider \0 subject` (as `accounts`) → [`ProviderTokensRecord`].
+    provider_tokens: Tree,
 }
 
 /// What the transaction of [`SledStore::put_oauth2_grant`] found.
@@ -160,6 +162,7 @@ impl SledStore {
             oauth2_grants,
             oauth2_user_codes: db.open_tree("oauth2_user_codes")?,
             stored_oauth2_grants,
+            provider_tokens: db.open_tree("provider_tokens")?,
             durability,
             handles,
             db,
@@ -372,8 +375,13 @@ impl Store for SledStore {
     /// One transaction over the record and both indexes; an index entry is
     /// released only while it still names this user.
     async fn delete_user(&self, user_id: &str) -> Result<bool, StorageError> {
-        let result: TxResult<bool> =
-            (&self.users, &self.emails, &self.accounts).transaction(|(users, emails, accounts)| {
+        let result: TxResult<bool> = (
+            &self.users,
+            &self.emails,
+            &self.accounts,
+            &self.provider_tokens,
+        )
+            .transaction(|(users, emails, accounts, provider_tokens)| {
                 let Some(bytes) = users.remove(user_id.as_bytes())? else {
                     return Ok(false);
                 };
@@ -389,6 +397,7 @@ impl Store for SledStore {
                 for account in &user.accounts {
                     let key = account_key(&account.provider, &account.subject);
                     if accounts.get(&key)?.as_deref() == Some(user_id.as_bytes()) {
+                        provider_tokens.remove(key.as_slice())?;
                         accounts.remove(key)?;
                     }
                 }
@@ -465,11 +474,12 @@ impl Store for SledStore {
     ) -> Result<(), StorageError> {
         let encoded = encode(user);
         let key = account_key(provider, subject);
-        let result: TxResult<()> =
-            (&self.users, &self.accounts).transaction(|(users, accounts)| {
+        let result: TxResult<()> = (&self.users, &self.accounts, &self.provider_tokens)
+            .transaction(|(users, accounts, provider_tokens)| {
                 if let Some(owner) = accounts.get(&key)? {
                     if owner.as_ref() == user.id.as_bytes() {
                         accounts.remove(key.as_slice())?;
+                        provider_tokens.remove(key.as_slice())?;
                     }
                 }
                 users.insert(user.id.as_bytes(), encoded.as_slice())?;
@@ -1006,6 +1016,41 @@ impl Store for SledStore {
 
     // ----- moving a deployment -----
 
+    // ----- provider tokens -----
+
+    /// One transaction: written only while the account index names the user.
+    async fn put_provider_tokens(
+        &self,
+        tokens: &ProviderTokensRecord,
+    ) -> Result<bool, StorageError> {
+        let encoded = encode(tokens);
+        let key = account_key(&tokens.provider, &tokens.subject);
+        let result: TxResult<bool> =
+            (&self.accounts, &self.provider_tokens).transaction(|(accounts, provider_tokens)| {
+                if accounts.get(&key)?.as_deref() != Some(tokens.user_id.as_bytes()) {
+                    return Ok(false);
+                }
+                provider_tokens.insert(key.as_slice(), encoded.as_slice())?;
+                Ok(true)
+            });
+        let stored = result.map_err(tx_error)?;
+        if stored {
+            self.durable().await?;
+        }
+        Ok(stored)
+    }
+
+    async fn provider_tokens(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<ProviderTokensRecord>, StorageError> {
+        self.provider_tokens
+            .get(account_key(provider, subject))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
     async fn export(&self) -> Result<Snapshot, StorageError> {
         self.blocking(|s| {
             let mut snapshot = Snapshot::default();
@@ -1042,6 +1087,9 @@ impl Store for SledStore {
             }
             for entry in s.outbox.iter() {
                 snapshot.outbox.push(decode(&entry?.1)?);
+            }
+            for entry in s.provider_tokens.iter() {
+                snapshot.provider_tokens.push(decode(&entry?.1)?);
             }
             Ok(snapshot)
         })
@@ -1095,6 +1143,12 @@ impl Store for SledStore {
                 if s.outbox.insert(mail.id.as_bytes(), encode(mail))?.is_none() {
                     s.queued_mails.fetch_add(1, Ordering::AcqRel);
                 }
+            }
+            for tokens in &snapshot.provider_tokens {
+                s.provider_tokens.insert(
+                    account_key(&tokens.provider, &tokens.subject),
+                    encode(tokens),
+                )?;
             }
             s.db.flush()?;
             Ok(())
