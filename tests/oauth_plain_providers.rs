@@ -843,3 +843,77 @@ async fn link_social_adds_a_plain_provider_account_to_the_signed_in_user() {
     );
     assert_eq!(server.engine().user_count().await.unwrap(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_providers_tokens_are_kept_and_account_info_reads_its_field_map() {
+    use std::os::unix::fs::PermissionsExt;
+    let keys = tempfile::TempDir::new().unwrap();
+    let key_path = keys.path().join("token.key");
+    std::fs::write(&key_path, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let provider = PlainOAuth2Provider::start().await;
+    let settings = preset(&provider);
+    let server = TestServer::start_with(move |config| {
+        config.oauth.providers.insert("github".into(), settings);
+        config.oauth.token_encryption_key_file = Some(key_path);
+    })
+    .await;
+    provider.set_user(octocat(json!([
+        {"email": "octo@example.com", "primary": true, "verified": true},
+    ])));
+    let b = browser();
+    oauth_sign_in(&server, &b, "github", json!({})).await;
+
+    let kept: Value = b
+        .post(server.url("/api/auth/get-access-token"))
+        .header("origin", FRONTEND)
+        .json(&json!({"providerId": "github"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = kept["accessToken"].as_str().expect("the kept token");
+    // GitHub's comma-separated grant, read as two scopes.
+    assert_eq!(kept["scopes"], json!(["read:user", "user:email"]), "{kept}");
+    // It is the provider's own token: its API takes it.
+    let me = plain_client()
+        .get(provider.url("/user"))
+        .header("user-agent", "tachigo-test")
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    let info = b
+        .get(server.url("/api/auth/account-info?accountId=583231"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+    let info: Value = info.json().await.unwrap();
+    assert_eq!(info["user"]["id"], "583231", "{info}");
+    assert_eq!(info["user"]["name"], "The octocat");
+    assert_eq!(info["user"]["email"], "octo@example.com");
+    assert_eq!(info["user"]["emailVerified"], true);
+    assert_eq!(
+        info["data"]["login"], "octocat",
+        "the whole userinfo document"
+    );
+
+    // The provider no longer honours the token: a clear error, still linked.
+    provider.set_userinfo_status(Some(401));
+    let refused = b
+        .get(server.url("/api/auth/account-info?accountId=583231"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 502);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "FAILED_TO_GET_USER_INFO"
+    );
+    assert_eq!(user_of(&server, &b).await.accounts.len(), 1);
+}
