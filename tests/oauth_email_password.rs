@@ -17,7 +17,7 @@ use support::oidc_provider::{OidcProvider, TestUser};
 use support::smtp::{use_smtp, ReceivedMail, SmtpServer};
 use support::*;
 use tachigo_engine::config::{Config, ConfigDuration};
-use tachigo_engine::{NewSession, NewUser, Surface};
+use tachigo_engine::{NewSession, NewUser, ProviderIdentity, Surface};
 
 const MAIL_WAIT: Duration = Duration::from_secs(15);
 const PASSWORD: &str = "correct horse battery staple";
@@ -1490,6 +1490,17 @@ async fn a_verified_provider_sign_in_takes_over_an_unproven_address() {
         cookie: squatter_cookie,
     } = signed_up(&server, "victim@example.com").await;
     assert!(!email_verified(&server, &user_id).await);
+    // ... and links a sign-in of their own to it (a wallet, say).
+    let squatters_wallet = ProviderIdentity {
+        provider: "siwe".into(),
+        subject: "eip155:1:0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into(),
+        ..ProviderIdentity::default()
+    };
+    server
+        .engine()
+        .link_account(&user_id, &squatters_wallet)
+        .await
+        .unwrap();
 
     // Its owner signs in with a provider that verified it.
     provider.set_user(TestUser::verified("victim"));
@@ -1524,6 +1535,15 @@ async fn a_verified_provider_sign_in_takes_over_an_unproven_address() {
         .find(|e| e.kind == "email_taken_over")
         .expect("an email_taken_over audit event");
     assert_eq!(takeover.user_id.as_deref(), Some(user_id.as_str()));
+    // The squatter's wallet went with the password: it signs in as nobody
+    // the owner knows (a new user), never into the owner's account again.
+    let (wallet_user, created) = server
+        .engine()
+        .user_id_for_account(&squatters_wallet)
+        .await
+        .unwrap();
+    assert!(created, "the wallet no longer leads to the owner's user");
+    assert_ne!(wallet_user, user_id);
     server.stop().await;
 }
 

@@ -686,6 +686,19 @@ fn plain_provider_configurations_that_cannot_work_are_refused_at_start() {
         &format!("[oauth.providers.google]\n{creds}kind = \"oauth2\"\n"),
         "oauth.providers.google.kind",
     );
+    // A preset pointed elsewhere is pointed there whole (its tokens would
+    // otherwise reach the public service's URL left in place).
+    refused(
+        &format!(
+            "[oauth.providers.github]\n{creds}{}",
+            urls.replace("idp.example", "github.corp.example")
+        ),
+        "oauth.providers.github.emails_url",
+    );
+    refused(
+        &format!("[oauth.providers.discord]\n{creds}authorization_url = \"https://discord.corp.example/authorize\"\n"),
+        "oauth.providers.discord.token_url",
+    );
     refused(
         &format!("[oauth.providers.corp]\n{creds}issuer = \"https://idp.example\"\nauthorization_url = \"https://idp.example/a\"\n"),
         "oauth.providers.corp.authorization_url",

@@ -311,6 +311,34 @@ async fn the_providers_token_is_kept_sealed_and_refreshed_once_when_expired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_refused_with_status_200_is_a_refusal_not_an_outage() {
+    let keys = TempDir::new().unwrap();
+    let (provider, server, _) = start(&keys).await;
+    provider.set_access_token_lifetime(1);
+    let b = browser();
+    sign_in(&server, &provider, &b, "carol").await;
+    provider.set_refuse_refresh_with_200(true);
+    let response = post(
+        &server,
+        &b,
+        "/api/auth/refresh-token",
+        json!({"providerId": "local"}),
+    )
+    .await;
+    assert_eq!(response.status(), 400, "not 502: the provider answered");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "FAILED_TO_REFRESH_ACCESS_TOKEN");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad_refresh_token"),
+        "{body}"
+    );
+    assert_eq!(provider.refresh_grants(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_refresh_is_a_clear_error_and_the_account_stays_linked() {
     let keys = TempDir::new().unwrap();
     let (provider, server, _) = start(&keys).await;
@@ -782,6 +810,9 @@ async fn bad_key_files_stop_the_server_from_starting() {
     let world_readable = keys.path().join("open.key");
     std::fs::copy(&good, &world_readable).unwrap();
     std::fs::set_permissions(&world_readable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let world_writable = keys.path().join("writable.key");
+    std::fs::copy(&good, &world_writable).unwrap();
+    std::fs::set_permissions(&world_writable, std::fs::Permissions::from_mode(0o602)).unwrap();
     let short = keys.path().join("short.key");
     std::fs::write(&short, "c2hvcnQta2V5Cg==\n").unwrap();
     std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -792,6 +823,7 @@ async fn bad_key_files_stop_the_server_from_starting() {
 
     for (current, old) in [
         (world_readable.clone(), None),
+        (world_writable.clone(), None),
         (short.clone(), None),
         (garbage.clone(), None),
         (missing.clone(), None),

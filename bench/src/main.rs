@@ -38,7 +38,9 @@ use crate::scenarios::extension::Extension;
 use crate::scenarios::forgot_password::ForgotPassword;
 use crate::scenarios::get_session::GetSession;
 use crate::scenarios::oauth_callback::OAuthCallback;
+use crate::scenarios::provider_token::ProviderToken;
 use crate::scenarios::readyz::Readyz;
+use crate::scenarios::siwe::Siwe;
 use crate::scenarios::token_refresh::TokenRefresh;
 
 #[derive(Parser)]
@@ -83,6 +85,10 @@ enum ScenarioName {
     GetSession,
     /// Whole social sign-ins (sign-in → provider → callback) against the release server.
     OauthCallback,
+    /// `POST /api/auth/get-access-token` for live web sessions whose provider tokens are kept sealed (release server).
+    ProviderToken,
+    /// Whole Sign-In with Ethereum sign-ins (nonce → signed EIP-4361 message → verify) against the release server.
+    Siwe,
     /// `GET /readyz` with `--users` users stored (default 30,000): must not cost more with more users.
     Readyz,
     /// `POST /api/v1/auth/forgot-password`, registered and unknown addresses alternating: per-class latency (release server).
@@ -153,6 +159,8 @@ async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<R
         ScenarioName::GetSession => driver::run::<GetSession>(options).await,
         ScenarioName::OauthCallback => driver::run::<OAuthCallback>(options).await,
         ScenarioName::Readyz => driver::run::<Readyz>(options).await,
+        ScenarioName::Siwe => driver::run::<Siwe>(options).await,
+        ScenarioName::ProviderToken => driver::run::<ProviderToken>(options).await,
         ScenarioName::ForgotPassword => driver::run::<ForgotPassword>(options).await,
         ScenarioName::TokenRefresh => driver::run::<TokenRefresh>(options).await,
         ScenarioName::RefreshPair | ScenarioName::Ceiling | ScenarioName::ServeBaseline => {

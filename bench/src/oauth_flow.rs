@@ -38,7 +38,7 @@ pub struct OAuthTarget {
     client: Client,
     // Dropped after the server, so the server never sees its provider vanish first.
     _server: Option<ServerProcess>,
-    _provider: OidcProvider,
+    pub provider: OidcProvider,
 }
 
 /// The value `name` is set to by a response's `Set-Cookie` headers.
@@ -66,6 +66,14 @@ fn location(response: &reqwest::Response) -> Result<String, String> {
 
 impl OAuthTarget {
     pub async fn setup(options: &Options) -> anyhow::Result<OAuthTarget> {
+        Self::setup_with(options, &[]).await
+    }
+
+    /// As `setup`, with more settings for a spawned server (ignored with `--url`).
+    pub async fn setup_with(
+        options: &Options,
+        server_env: &[(&str, &str)],
+    ) -> anyhow::Result<OAuthTarget> {
         let (provider, base, server) = match &options.url {
             Some(url) => {
                 let addr: SocketAddr = std::env::var(OIDC_ADDR_ENV)
@@ -94,7 +102,10 @@ impl OAuthTarget {
                         // per-client start limit (the pending-flow cap stays).
                         ("TACHIGO__LIMITS__OAUTH_STARTS_PER_MINUTE", "100000000"),
                         ("TACHIGO__LIMITS__OAUTH_STARTS_BURST", "100000"),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(server_env.iter().copied())
+                    .collect::<Vec<_>>(),
                 )
                 .await?;
                 let base = Url::parse(&server.base_url)?;
@@ -114,7 +125,7 @@ impl OAuthTarget {
             base,
             client,
             _server: server,
-            _provider: provider,
+            provider,
         })
     }
 

@@ -609,7 +609,7 @@ impl Engine {
                 Some(user_id),
                 None,
                 &format!(
-                    "a verified sign-in via {provider} claimed the unverified address; password removed, {} sessions ended",
+                    "a verified sign-in via {provider} claimed the unverified address; password and accounts linked before removed, {} sessions ended",
                     ended.len()
                 ),
             )

@@ -84,7 +84,11 @@ pub(crate) async fn rotate(
     let rotation =
         KeyRing::rotate(shared.store.as_ref(), now, keys.timing().activation_lead_ms).await?;
     if let Rotation::Started(pending) = &rotation {
-        keys.reload(shared.store.as_ref()).await?;
+        // Stored: the rotation has happened whatever follows. This node
+        // serves the new key now, or at its next periodic reload.
+        if let Err(e) = keys.reload(shared.store.as_ref()).await {
+            tracing::warn!(error = %e, "reloading the signing keys after a rotation failed");
+        }
         tracing::info!(kid = %pending.kid, activates_at = pending.activates_at, by, "signing key rotation started");
         shared
             .audit(

@@ -83,6 +83,9 @@ pub struct KeyTiming {
 #[derive(Clone)]
 pub struct KeyRing {
     keys: Arc<RwLock<KeySet>>,
+    /// Held from a reload's read of storage to its swap, so an older read
+    /// (the periodic reload) never replaces a newer one (a rotation's).
+    reloading: Arc<tokio::sync::Mutex<()>>,
     clock: Arc<dyn Clock>,
     timing: KeyTiming,
 }
@@ -213,6 +216,7 @@ impl KeyRing {
         }
         Ok(KeyRing {
             keys: Arc::new(RwLock::new(build(records, now, timing.max_token_ttl_ms))),
+            reloading: Arc::default(),
             clock,
             timing,
         })
@@ -256,6 +260,7 @@ impl KeyRing {
     /// Reads the key records from storage again (keys rotated by another
     /// node, or by an operator command). Returns whether anything changed.
     pub(crate) async fn reload(&self, store: &dyn Store) -> Result<bool, EngineError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let records = store.signing_keys().await?;
         if records.is_empty() {
             return Ok(false);

@@ -902,11 +902,7 @@ impl Ops<'_> {
                 if !same_email(&email) {
                     return Err(EngineError::InvalidToken);
                 }
-                self.update_user(|u| {
-                    u.password_hash = None;
-                    u.email_verified = true;
-                })
-                .await
+                self.take_over().await
             }
             UserChange::Rehash { old, password_hash } => {
                 if user.password_hash.as_deref() != Some(old.as_str()) {
@@ -941,6 +937,29 @@ impl Ops<'_> {
         .await?;
         self.shared.store.delete_user(&user_id).await?;
         Ok(())
+    }
+
+    /// The verified owner of the address claims the user: the password goes,
+    /// and so does every account linked while nobody had proven the address
+    /// (the claimant's, not the owner's), each with its kept provider tokens.
+    /// Accounts go first, one write each: a crash part-way leaves the address
+    /// unproven, so the owner's next sign-in takes over the rest.
+    async fn take_over(self) -> Result<User, EngineError> {
+        let mut updated = self.state.user.clone();
+        let now = self.shared.now();
+        while let Some(removed) = updated.accounts.pop() {
+            updated.updated_at = now;
+            self.shared
+                .store
+                .unlink_account(&updated, &removed.provider, &removed.subject)
+                .await?;
+        }
+        self.update_user(|u| {
+            u.accounts.clear();
+            u.password_hash = None;
+            u.email_verified = true;
+        })
+        .await
     }
 
     async fn update_user(self, change: impl FnOnce(&mut UserRecord)) -> Result<User, EngineError> {

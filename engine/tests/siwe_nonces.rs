@@ -92,3 +92,24 @@ async fn expiration_and_not_before_are_read_on_the_engine_clock() {
     let text = message(&address, &waiting_nonce, waiting);
     assert!(siwe.verify(&text, &sign(&key, &text)).await.is_ok());
 }
+
+#[tokio::test]
+async fn an_oauth_callback_state_never_reaches_a_nonce() {
+    let h = Harness::start(options()).await;
+    let siwe = SiweVerifier::new(&h.engine, "http://localhost:3000", 10);
+    let pending = tachigo_engine::oauth_providers::PendingAuthorizations::new(&h.engine, 10);
+    let (key, address) = wallet();
+    let nonce = siwe.issue_nonce(&address, 1).await.unwrap().unwrap();
+
+    // The state a callback would have to present to hit the nonce's key.
+    let taken = pending.take(&format!("siwe-nonce:{nonce}")).await.unwrap();
+    assert!(matches!(
+        taken,
+        tachigo_engine::oauth_providers::TakenState::Unknown
+    ));
+    assert_eq!(siwe.pending(), 1, "the nonce is still there");
+    let text = message(&address, &nonce, "");
+    siwe.verify(&text, &sign(&key, &text))
+        .await
+        .expect("and still signs in");
+}

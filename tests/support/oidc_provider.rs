@@ -103,6 +103,8 @@ struct Behaviour {
     access_token_lifetime_secs: Option<u64>,
     /// Every refresh is answered `invalid_grant`.
     refuse_refresh: bool,
+    /// Every refresh is refused GitHub's way: status 200, `{"error": …}`.
+    refuse_refresh_with_200: bool,
     /// Live refresh tokens and whose they are (each works once: rotation).
     refresh_tokens: HashMap<String, TestUser>,
     /// When each access token stops working (Unix seconds).
@@ -255,6 +257,12 @@ impl OidcProvider {
     /// The lifetime (`expires_in`) of access tokens issued from now on.
     pub fn set_access_token_lifetime(&self, secs: u64) {
         self.behaviour().access_token_lifetime_secs = Some(secs);
+    }
+
+    /// Whether every refresh from now on is refused with status 200 and
+    /// `{"error": "bad_refresh_token"}`, as GitHub refuses.
+    pub fn set_refuse_refresh_with_200(&self, refused: bool) {
+        self.behaviour().refuse_refresh_with_200 = refused;
     }
 
     /// Whether every refresh from now on is refused with `invalid_grant`.
@@ -505,6 +513,9 @@ fn refresh(b: &mut Behaviour, form: &HashMap<String, String>) -> warp::reply::Re
     b.refresh_grants += 1;
     if b.refuse_refresh {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    if b.refuse_refresh_with_200 {
+        return oauth_error(StatusCode::OK, "bad_refresh_token");
     }
     let Some(user) = form
         .get("refresh_token")

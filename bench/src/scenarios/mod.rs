@@ -7,5 +7,7 @@ pub mod extension;
 pub mod forgot_password;
 pub mod get_session;
 pub mod oauth_callback;
+pub mod provider_token;
 pub mod readyz;
+pub mod siwe;
 pub mod token_refresh;

@@ -81,6 +81,27 @@ fn check_plain(key: &str, name: &str, provider: &ProviderConfig) -> Result<(), C
             None => {}
         }
     }
+    if preset {
+        // A preset pointed elsewhere (GitHub Enterprise, say) must be pointed
+        // there whole: a URL left to the preset would send that host's
+        // access tokens to the public service.
+        let mut urls = vec![
+            ("authorization_url", &provider.authorization_url),
+            ("token_url", &provider.token_url),
+            ("userinfo_url", &provider.userinfo_url),
+        ];
+        if name == "github" {
+            urls.push(("emails_url", &provider.emails_url));
+        }
+        if urls.iter().any(|(_, url)| url.is_some()) {
+            if let Some((field, _)) = urls.iter().find(|(_, url)| url.is_none()) {
+                return Err(invalid(
+                    format!("{key}.{field}"),
+                    format!("is required once any of the `{name}` preset's URLs is overridden"),
+                ));
+            }
+        }
+    }
     let fields = provider.fields.clone().unwrap_or_default();
     for (field, paths) in [
         ("subject", &fields.subject),

@@ -80,10 +80,13 @@ pub fn read_token_key_file(key: &str, path: &Path) -> Result<TokenKey, ConfigErr
     {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(path).map_err(cannot_read)?;
-        if meta.permissions().mode() & 0o004 != 0 {
+        if meta.permissions().mode() & 0o006 != 0 {
             return Err(refused(
                 key,
-                format!("{} is readable by everyone; chmod o-r it", path.display()),
+                format!(
+                    "{} is readable or writable by everyone; chmod o-rw it",
+                    path.display()
+                ),
             ));
         }
     }

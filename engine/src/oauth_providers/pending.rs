@@ -63,7 +63,11 @@ impl PendingAuthorizations {
 
     /// Takes the flow saved under `state`, whatever its fate, so it never works twice.
     pub async fn take(&self, state: &str) -> Result<TakenState, EngineError> {
-        if state.is_empty() || state.len() > 256 {
+        // Issued states are base64url: anything else was never issued, and
+        // cannot reach the keys other flows keep in the same table (SIWE
+        // nonces are saved under `siwe-nonce:…`).
+        let issued_alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if state.is_empty() || state.len() > 256 || !state.bytes().all(issued_alphabet) {
             return Ok(TakenState::Unknown);
         }
         let taken = self

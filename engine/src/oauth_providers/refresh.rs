@@ -2,6 +2,7 @@
 //! provider's token endpoint through the `oauth2` crate, authenticated as the
 //! code exchange is, over the shared HTTP client (its timeouts bound the call).
 
+use oauth2::basic::BasicErrorResponse;
 use oauth2::{ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenUrl};
 
 use super::exchange::TokenClient;
@@ -42,12 +43,19 @@ impl Provider {
                 RequestTokenError::Request(_) => RefreshError::Provider(
                     ProviderError::Unavailable("token endpoint: request failed".into()),
                 ),
-                // The body is never logged: it may hold tokens.
-                RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
-                    RefreshError::Provider(ProviderError::Unavailable(
-                        "token endpoint: unreadable refresh response".into(),
-                    ))
+                // A refusal sent with status 200 (GitHub's way) is still a
+                // refusal. The body is never logged: it may hold tokens.
+                RequestTokenError::Parse(_, body) => {
+                    match serde_json::from_slice::<BasicErrorResponse>(&body) {
+                        Ok(refusal) => RefreshError::Refused(refusal.error().to_string()),
+                        Err(_) => RefreshError::Provider(ProviderError::Unavailable(
+                            "token endpoint: unreadable refresh response".into(),
+                        )),
+                    }
                 }
+                RequestTokenError::Other(_) => RefreshError::Provider(ProviderError::Unavailable(
+                    "token endpoint: unreadable refresh response".into(),
+                )),
             })?;
         Ok(ProviderTokens::from_response(&response, system_now_ms()))
     }

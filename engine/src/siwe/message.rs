@@ -176,10 +176,10 @@ impl SiweMessage {
             return Err(invalid("the request ID has control characters"));
         }
         let mut resources = Vec::new();
-        if lines
-            .optional("Resources:")
-            .is_some_and(|rest| rest.is_empty())
-        {
+        if let Some(rest) = lines.optional("Resources:") {
+            if !rest.is_empty() {
+                return Err(invalid("text after `Resources:`"));
+            }
             while let Some(resource) = lines.optional("- ") {
                 if !is_uri(resource) {
                     return Err(invalid("a resource is not an RFC 3986 URI"));
@@ -222,6 +222,12 @@ mod tests {
              Expiration Time: 2026-01-01T00:05:00Z\nNot Before: 2025-12-31T23:59:00+01:00\n\
              Request ID: req-1\nResources:\n- https://app.example.com/a\n- ipfs://bafy"
         )
+    }
+
+    #[test]
+    fn text_after_the_resources_tag_is_refused() {
+        let text = full().replace("Resources:\n", "Resources:junk\n");
+        assert!(SiweMessage::parse(&text).is_err());
     }
 
     #[test]
