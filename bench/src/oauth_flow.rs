@@ -129,6 +129,30 @@ impl OAuthTarget {
         })
     }
 
+    /// Signs `users` subjects `<prefix><i>` in, 64 at a time; their
+    /// `Cookie` header values.
+    pub async fn session_cookies(
+        &self,
+        prefix: &str,
+        users: u64,
+    ) -> anyhow::Result<Vec<reqwest::header::HeaderValue>> {
+        use futures::{StreamExt, TryStreamExt};
+        eprintln!("signing {users} users in through the local provider");
+        futures::stream::iter(0..users)
+            .map(|i| async move {
+                let token = self
+                    .sign_in(&format!("{prefix}{i}"))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("signing user {i} in: {e}"))?;
+                Ok::<_, anyhow::Error>(reqwest::header::HeaderValue::from_str(&format!(
+                    "{SESSION_COOKIE}={token}"
+                ))?)
+            })
+            .buffer_unordered(64)
+            .try_collect()
+            .await
+    }
+
     /// One complete sign-in of provider subject `subject` (a verified user of
     /// the local provider); returns the session cookie's value.
     pub async fn sign_in(&self, subject: &str) -> Result<String, String> {

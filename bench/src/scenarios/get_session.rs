@@ -10,17 +10,14 @@
 
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{HeaderValue, COOKIE};
 use reqwest::{Client, Url};
 
 use crate::driver::Scenario;
-use crate::oauth_flow::{OAuthTarget, SESSION_COOKIE};
+use crate::oauth_flow::OAuthTarget;
 use crate::{http, Options};
 
 const DEFAULT_USERS: u64 = 5_000;
-/// Sign-ins in flight at once while setting up.
-const SETUP_PARALLELISM: usize = 64;
 
 pub struct GetSession {
     client: Client,
@@ -37,19 +34,7 @@ impl Scenario for GetSession {
         let target = OAuthTarget::setup(options).await?;
         let users = options.users.unwrap_or(DEFAULT_USERS).max(1);
         let started = Instant::now();
-        eprintln!("signing {users} users in through the local provider");
-        let target_ref = &target;
-        let cookies: Vec<HeaderValue> = futures::stream::iter(0..users)
-            .map(|i| async move {
-                let token = target_ref
-                    .sign_in(&format!("bench-reader-{i}"))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("signing user {i} in: {e}"))?;
-                Ok::<_, anyhow::Error>(HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}"))?)
-            })
-            .buffer_unordered(SETUP_PARALLELISM)
-            .try_collect()
-            .await?;
+        let cookies = target.session_cookies("bench-reader-", users).await?;
         Ok(GetSession {
             client: http::client(options.concurrency)?,
             url: target.base.join("/api/auth/get-session")?,

@@ -15,16 +15,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
 use anyhow::Context;
-use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{HeaderValue, COOKIE};
 use reqwest::{Client, Url};
 
 use crate::driver::Scenario;
-use crate::oauth_flow::{OAuthTarget, SESSION_COOKIE};
+use crate::oauth_flow::OAuthTarget;
 use crate::{http, Options};
 
 const DEFAULT_USERS: u64 = 1_000;
-const SETUP_PARALLELISM: usize = 64;
 /// The server's default trusted origin (the POST is cookie-authenticated).
 const FRONTEND: &str = "http://localhost:3000";
 
@@ -63,19 +61,7 @@ impl Scenario for ProviderToken {
         target.provider.set_issue_refresh_tokens(true);
         let users = options.users.unwrap_or(DEFAULT_USERS).max(1);
         let started = Instant::now();
-        eprintln!("signing {users} users in through the local provider");
-        let target_ref = &target;
-        let cookies: Vec<HeaderValue> = futures::stream::iter(0..users)
-            .map(|i| async move {
-                let token = target_ref
-                    .sign_in(&format!("bench-token-holder-{i}"))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("signing user {i} in: {e}"))?;
-                Ok::<_, anyhow::Error>(HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}"))?)
-            })
-            .buffer_unordered(SETUP_PARALLELISM)
-            .try_collect()
-            .await?;
+        let cookies = target.session_cookies("bench-token-holder-", users).await?;
         Ok(ProviderToken {
             client: http::client(options.concurrency)?,
             url: target.base.join("/api/auth/get-access-token")?,

@@ -236,20 +236,31 @@ fn reply_json<T: Serialize>(oauth: &OAuth, caller: &Caller, body: &T) -> Respons
     response
 }
 
+/// The POSTs' common start: a live session from a trusted origin (CSRF), a
+/// well-formed selection, and the caller's account it names.
+async fn changing_caller_and_account(
+    oauth: &OAuth,
+    headers: &HeaderMap,
+    selection: &AccountSelection,
+    endpoint: Endpoint,
+) -> Result<(Caller, LinkedAccount, Arc<Provider>), ApiError> {
+    let caller =
+        session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, headers).await?;
+    selection.check()?;
+    let (account, provider) = resolve(oauth, &caller, selection, endpoint).await?;
+    Ok((caller, account, provider))
+}
+
 async fn get_access_token(
     oauth: Arc<OAuth>,
     headers: HeaderMap,
     selection: AccountSelection,
 ) -> Result<Response<Body>, Rejection> {
-    let caller =
-        session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
+    let endpoint = Endpoint::GetAccessToken;
+    let (caller, account, provider) =
+        changing_caller_and_account(&oauth, &headers, &selection, endpoint)
             .await
             .map_err(ApiError::reject)?;
-    selection.check().map_err(ApiError::reject)?;
-    let endpoint = Endpoint::GetAccessToken;
-    let (account, provider) = resolve(&oauth, &caller, &selection, endpoint)
-        .await
-        .map_err(ApiError::reject)?;
     let tokens = oauth
         .engine
         .provider_access_token(caller.user_id(), &account, &provider)
@@ -272,15 +283,11 @@ async fn refresh_token(
     headers: HeaderMap,
     selection: AccountSelection,
 ) -> Result<Response<Body>, Rejection> {
-    let caller =
-        session_cookie::require_for_change(&oauth.engine, &oauth.trusted_origins, &headers)
+    let endpoint = Endpoint::RefreshToken;
+    let (caller, account, provider) =
+        changing_caller_and_account(&oauth, &headers, &selection, endpoint)
             .await
             .map_err(ApiError::reject)?;
-    selection.check().map_err(ApiError::reject)?;
-    let endpoint = Endpoint::RefreshToken;
-    let (account, provider) = resolve(&oauth, &caller, &selection, endpoint)
-        .await
-        .map_err(ApiError::reject)?;
     let tokens: ProviderTokens = oauth
         .engine
         .refresh_provider_tokens(caller.user_id(), &account, &provider)
