@@ -12,7 +12,8 @@
 //! with it, and the GET callback checks everything as for any other provider
 //! (state taken once, bound to the cookie, for this provider). Nothing is
 //! read, taken or stored here; a forged or replayed `state` fails there.
-//! Only those three fields are passed on, each at most once.
+//! Only those three fields are passed on, each at most once and at most
+//! 2 KiB long.
 
 use std::sync::Arc;
 
@@ -39,13 +40,20 @@ fn is_form(content_type: Option<&str>) -> bool {
     })
 }
 
+/// The longest value passed on: codes and states are far shorter, and the
+/// redirect's URL stays small (a longer value is dropped, so the GET callback
+/// finds it missing and fails as for any bad callback).
+const MAX_PASSED_ON_VALUE: usize = 2048;
+
 /// The GET callback's query for a form body: `code`, `state` and `error`,
 /// the first of each.
 fn callback_query(body: &[u8]) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for name in PASSED_ON {
         if let Some((_, value)) = url::form_urlencoded::parse(body).find(|(k, _)| k == name) {
-            query.append_pair(name, &value);
+            if value.len() <= MAX_PASSED_ON_VALUE {
+                query.append_pair(name, &value);
+            }
         }
     }
     query.finish()
@@ -111,5 +119,16 @@ mod tests {
         )));
         assert!(!is_form(Some("application/json")));
         assert!(!is_form(None));
+    }
+
+    #[test]
+    fn only_the_first_short_callback_fields_are_passed_on() {
+        let long = "a".repeat(MAX_PASSED_ON_VALUE + 1);
+        let body = format!("state=s1&code={long}&state=s2&extra=x&error=access_denied");
+        assert_eq!(
+            callback_query(body.as_bytes()),
+            "state=s1&error=access_denied"
+        );
+        assert_eq!(callback_query(b"code=c&state=s"), "code=c&state=s");
     }
 }
