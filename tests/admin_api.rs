@@ -5,42 +5,9 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{plain_client, TestServer};
+use support::{plain_client, signed_in, TestServer};
 use tachigo_engine::access_token::AUDIENCE_DASHBOARD;
-use tachigo_engine::{NewSession, NewUser, RevokeScope, Surface};
-
-/// A user with `roles`, a live dashboard session and an access token for it.
-async fn signed_in(server: &TestServer, email: &str, roles: &[&str]) -> (String, String, String) {
-    let engine = server.engine();
-    let user = engine
-        .create_user(NewUser {
-            email: Some(email.into()),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            ..NewUser::default()
-        })
-        .await
-        .unwrap();
-    let created = engine
-        .create_session(
-            &user.id,
-            NewSession {
-                surface: Surface::Dashboard,
-                user_agent: None,
-                ip: None,
-                context: None,
-            },
-        )
-        .await
-        .unwrap();
-    let (token, _) = engine.mint_access_token(
-        &user.id,
-        Some(&created.session.id),
-        AUDIENCE_DASHBOARD,
-        &user.roles,
-        Default::default(),
-    );
-    (user.id, created.session.id, token)
-}
+use tachigo_engine::RevokeScope;
 
 async fn error_code(r: reqwest::Response) -> String {
     let body: Value = r.json().await.unwrap();

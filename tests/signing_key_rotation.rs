@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use support::*;
 use tachigo_engine::access_token::{AccessClaims, AUDIENCE_DASHBOARD};
 use tachigo_engine::config::{Config, ConfigDuration};
-use tachigo_engine::{NewSession, NewUser, RevokeScope, Surface};
+use tachigo_engine::RevokeScope;
 
 /// `tokens.jwks_cache_lifetime` in these tests (the JWKS `max-age`).
 const CACHE_S: u64 = 1;
@@ -217,39 +217,6 @@ async fn observe_until(
         observed.token(at, &token, &claims);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// A user with `roles`, a live dashboard session and an access token for it.
-async fn signed_in(server: &TestServer, email: &str, roles: &[&str]) -> (String, String, String) {
-    let engine = server.engine();
-    let user = engine
-        .create_user(NewUser {
-            email: Some(email.into()),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            ..NewUser::default()
-        })
-        .await
-        .unwrap();
-    let created = engine
-        .create_session(
-            &user.id,
-            NewSession {
-                surface: Surface::Dashboard,
-                user_agent: None,
-                ip: None,
-                context: None,
-            },
-        )
-        .await
-        .unwrap();
-    let (token, _) = engine.mint_access_token(
-        &user.id,
-        Some(&created.session.id),
-        AUDIENCE_DASHBOARD,
-        &user.roles,
-        Default::default(),
-    );
-    (user.id, created.session.id, token)
 }
 
 async fn rotate(server: &TestServer, admin: &str) -> reqwest::Response {

@@ -428,3 +428,40 @@ pub async fn better_auth_code(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.unwrap();
     body["code"].as_str().unwrap_or_default().to_string()
 }
+
+/// A user with `roles`, a live dashboard session and an access token for it.
+pub async fn signed_in(
+    server: &TestServer,
+    email: &str,
+    roles: &[&str],
+) -> (String, String, String) {
+    let engine = server.engine();
+    let user = engine
+        .create_user(tachigo_engine::NewUser {
+            email: Some(email.into()),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..tachigo_engine::NewUser::default()
+        })
+        .await
+        .unwrap();
+    let created = engine
+        .create_session(
+            &user.id,
+            tachigo_engine::NewSession {
+                surface: tachigo_engine::Surface::Dashboard,
+                user_agent: None,
+                ip: None,
+                context: None,
+            },
+        )
+        .await
+        .unwrap();
+    let (token, _) = engine.mint_access_token(
+        &user.id,
+        Some(&created.session.id),
+        tachigo_engine::access_token::AUDIENCE_DASHBOARD,
+        &user.roles,
+        Default::default(),
+    );
+    (user.id, created.session.id, token)
+}
