@@ -1015,8 +1015,9 @@ async fn presentation(
     now: UnixMillis,
 ) -> Result<Presentation, EngineError> {
     let retired_earlier = if refresh_family::needs_retired_lookup(family, presented) {
-        let owner = s.store.retired_token_family(presented).await?;
-        owner.is_some_and(|o| o == family.session_id)
+        s.store
+            .was_retired_by(&family.session_id, presented)
+            .await?
     } else {
         false
     };

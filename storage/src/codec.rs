@@ -25,14 +25,21 @@ pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     out
 }
 
-/// Decodes a record, refusing versions this build does not know.
+/// Decodes a record, refusing versions this build does not know. Bytes after
+/// the record are ignored (a backend may keep data of its own there).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
+    decode_prefix(bytes).map(|(record, _)| record)
+}
+
+/// As [`decode`], also returning how many bytes the record took (its version
+/// byte included): what follows is not part of it.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), StorageError> {
     let (&version, body) = bytes
         .split_first()
         .ok_or_else(|| StorageError::Corrupt("empty record".into()))?;
     match version {
         SCHEMA_VERSION => bincode::serde::decode_from_slice(body, config())
-            .map(|(record, _)| record)
+            .map(|(record, used)| (record, used + 1))
             .map_err(|e| StorageError::Corrupt(e.to_string())),
         other => Err(StorageError::Corrupt(format!(
             "record has schema version {other}, this build reads version {SCHEMA_VERSION}"
@@ -68,5 +75,19 @@ mod tests {
             decode::<UserRecord>(&[]),
             Err(StorageError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_prefix_decode_says_where_the_record_ends() {
+        let user = UserRecord {
+            id: "u1".into(),
+            ..UserRecord::default()
+        };
+        let mut bytes = encode(&user);
+        let len = bytes.len();
+        bytes.extend_from_slice(&[7u8; 64]);
+        let (back, used): (UserRecord, usize) = decode_prefix(&bytes).unwrap();
+        assert_eq!((back, used), (user.clone(), len));
+        assert_eq!(decode::<UserRecord>(&bytes).unwrap(), user);
     }
 }

@@ -115,8 +115,13 @@ pub trait Store: Send + Sync + 'static {
         retired: &TokenHash,
     ) -> Result<RotationOutcome, StorageError>;
 
-    /// The family (session id) that retired this token hash, if any.
-    async fn retired_token_family(&self, hash: &TokenHash) -> Result<Option<String>, StorageError>;
+    /// Whether the family of `session_id` retired this token hash (a presented
+    /// refresh token names its session, so the question is always this narrow).
+    async fn was_retired_by(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<bool, StorageError>;
 
     /// Deletes sessions of one user, all or nothing. A session with a refresh
     /// family keeps the family as a revoked tombstone (so a later replay is

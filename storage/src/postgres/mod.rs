@@ -537,14 +537,18 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn retired_token_family(&self, hash: &TokenHash) -> Result<Option<String>, StorageError> {
+    async fn was_retired_by(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<bool, StorageError> {
         Ok(self
             .query_opt(
-                "SELECT session_id FROM retired_refresh_tokens WHERE hash = $1",
-                &[&&hash[..]],
+                "SELECT 1 FROM retired_refresh_tokens WHERE hash = $1 AND session_id = $2",
+                &[&&hash[..], &session_id],
             )
             .await?
-            .map(|row| row.get(0)))
+            .is_some())
     }
 
     /// One transaction: the families are locked and read, the sessions

@@ -8,6 +8,7 @@
 
 pub mod dir_lock;
 pub mod group_commit;
+pub mod retired_tokens;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,8 +42,11 @@ pub struct SledStore {
     accounts: Tree,
     sessions: Tree,
     session_owners: Tree,
+    /// Session id → the family, followed by its newest retired token hashes
+    /// (see [`retired_tokens`]).
     families: Tree,
-    retired_refresh: Tree,
+    /// `session id \0 sequence` → older retired token hashes of that family.
+    retired_chunks: Tree,
     oauth_states: Tree,
     /// State hash → the session that started a link flow (see
     /// [`OAuthStateRecord::link_session_id`]).
@@ -141,6 +145,14 @@ impl SledStore {
         let outbox = db.open_tree("mail_outbox")?;
         let queued_mails = Arc::new(AtomicUsize::new(outbox.len()));
         let oauth2_grants = db.open_tree("oauth2_grants")?;
+        let retired_chunks = db.open_tree("retired_refresh_chunks")?;
+        let migrated = retired_tokens::migrate_legacy_index(&db, &retired_chunks)?;
+        if migrated > 0 {
+            tracing::info!(
+                migrated,
+                "retired refresh tokens moved from the old index into their families' chunks"
+            );
+        }
         let stored_oauth2_grants = Arc::new(AtomicUsize::new(oauth2_grants.len()));
         Ok(SledStore {
             healthy,
@@ -151,7 +163,7 @@ impl SledStore {
             sessions: db.open_tree("sessions")?,
             session_owners: db.open_tree("session_owners")?,
             families: db.open_tree("refresh_families")?,
-            retired_refresh: db.open_tree("retired_refresh_tokens")?,
+            retired_chunks,
             oauth_states,
             oauth_link_sessions: db.open_tree("oauth_link_sessions")?,
             signing_keys: db.open_tree("signing_keys")?,
@@ -178,6 +190,25 @@ impl SledStore {
             .get(id.as_bytes())?
             .map(|v| decode(&v))
             .transpose()
+    }
+
+    /// Stores `family`, keeping the retired hashes its stored value holds.
+    fn write_family(&self, family: &FamilyRecord) -> Result<(), StorageError> {
+        let key = family.session_id.as_bytes();
+        loop {
+            let old = self.families.get(key)?;
+            let value = match &old {
+                Some(v) => retired_tokens::compose(family, retired_tokens::split(v)?.1),
+                None => encode(family),
+            };
+            if self
+                .families
+                .compare_and_swap(key, old, Some(value))?
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
     }
 
     fn read_family(&self, session_id: &str) -> Result<Option<FamilyRecord>, StorageError> {
@@ -221,10 +252,11 @@ impl SledStore {
                 removed += 1;
             }
         }
-        for entry in self.retired_refresh.iter() {
-            let (hash, session_id) = entry?;
-            if self.families.get(&session_id)?.is_none() {
-                self.retired_refresh.remove(hash)?;
+        for entry in self.retired_chunks.iter() {
+            let (key, _) = entry?;
+            let session_id = retired_tokens::session_of(&key)?;
+            if self.families.get(session_id.as_bytes())?.is_none() {
+                self.retired_chunks.remove(&key)?;
             }
         }
         Ok(removed)
@@ -545,7 +577,7 @@ impl Store for SledStore {
         self.session_owners
             .insert(session.id.as_bytes(), session.user_id.as_bytes())?;
         if let Some(f) = family {
-            self.families.insert(session.id.as_bytes(), encode(f))?;
+            self.write_family(f)?;
         }
         self.sessions
             .insert(session_key(&session.user_id, &session.id), encode(session))?;
@@ -554,28 +586,43 @@ impl Store for SledStore {
 
     /// Stores a family after a revocation.
     async fn put_family(&self, family: &FamilyRecord) -> Result<(), StorageError> {
-        self.families
-            .insert(family.session_id.as_bytes(), encode(family))?;
+        self.write_family(family)?;
         self.durable().await
     }
 
-    /// The retired entry goes first, so the family never refers to an
-    /// unrecorded token; the family itself is a compare-and-swap against the
-    /// encoding of `previous`. A lost swap leaves only that retired entry, which
-    /// names a token the family no longer accepts as current anyway.
+    /// One write: `retired` joins the tail of the family's value in the same
+    /// compare-and-swap that stores `next`, conditional on the stored record
+    /// being exactly `previous`. A full tail is written as a chunk first (see
+    /// [`retired_tokens`]), so the family never drops a hash unrecorded; a lost
+    /// swap leaves at most that chunk, whose hashes the family retired anyway.
     async fn rotate_family(
         &self,
         previous: &FamilyRecord,
         next: &FamilyRecord,
         retired: &TokenHash,
     ) -> Result<RotationOutcome, StorageError> {
-        self.retired_refresh
-            .insert(retired, next.session_id.as_bytes())?;
-        let swapped = self.families.compare_and_swap(
-            next.session_id.as_bytes(),
-            Some(encode(previous)),
-            Some(encode(next)),
-        )?;
+        let key = next.session_id.as_bytes();
+        let Some(stored) = self.families.get(key)? else {
+            return Ok(RotationOutcome::Conflict);
+        };
+        let expected = encode(previous);
+        if !stored.starts_with(&expected) {
+            return Ok(RotationOutcome::Conflict);
+        }
+        let tail = retired_tokens::tail_after(&stored, expected.len())?;
+        let mut value = encode(next);
+        if retired_tokens::is_full(tail) {
+            self.retired_chunks.insert(
+                retired_tokens::chunk_key(&next.session_id, u64::from(previous.generation)),
+                tail,
+            )?;
+        } else {
+            value.extend_from_slice(tail);
+        }
+        value.extend_from_slice(retired);
+        let swapped = self
+            .families
+            .compare_and_swap(key, Some(stored), Some(value))?;
         if swapped.is_err() {
             return Ok(RotationOutcome::Conflict);
         }
@@ -583,12 +630,26 @@ impl Store for SledStore {
         Ok(RotationOutcome::Committed)
     }
 
-    /// The family (session id) that retired this token hash, if any.
-    async fn retired_token_family(&self, hash: &TokenHash) -> Result<Option<String>, StorageError> {
-        self.retired_refresh
-            .get(hash)?
-            .map(|v| string_of(&v))
-            .transpose()
+    /// The family's tail first (where a recent token is), then its chunks.
+    async fn was_retired_by(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<bool, StorageError> {
+        if let Some(value) = self.families.get(session_id.as_bytes())? {
+            if retired_tokens::holds(retired_tokens::split(&value)?.1, hash) {
+                return Ok(true);
+            }
+        }
+        for chunk in self
+            .retired_chunks
+            .scan_prefix(retired_tokens::chunk_prefix(session_id))
+        {
+            if retired_tokens::holds(&chunk?.1, hash) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Deletes sessions of one user. A session with a refresh family keeps the family
@@ -609,12 +670,13 @@ impl Store for SledStore {
                     sessions.remove(session_key(user_id, id))?;
                     match families.get(id.as_bytes())? {
                         Some(bytes) => {
-                            let mut family: FamilyRecord =
-                                decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
+                            let (mut family, tail) = retired_tokens::split(&bytes)
+                                .map_err(ConflictableTransactionError::Abort)?;
                             if family.revoked.is_none() {
                                 family.revoked = Some(revocation);
                             }
-                            families.insert(id.as_bytes(), encode(&family))?;
+                            families
+                                .insert(id.as_bytes(), retired_tokens::compose(&family, tail))?;
                         }
                         None => {
                             owners.remove(id.as_bytes())?;
@@ -1060,18 +1122,25 @@ impl Store for SledStore {
             for entry in s.sessions.iter() {
                 snapshot.sessions.push(decode(&entry?.1)?);
             }
+            // A hash can be in a chunk and a tail at once (a swap lost after a spill).
+            let mut retired = std::collections::BTreeSet::new();
             for entry in s.families.iter() {
-                snapshot.families.push(decode(&entry?.1)?);
+                let (_, value) = entry?;
+                let (family, tail) = retired_tokens::split(&value)?;
+                for hash in retired_tokens::hashes(tail) {
+                    retired.insert((hash, family.session_id.clone()));
+                }
+                snapshot.families.push(family);
             }
-            for entry in s.retired_refresh.iter() {
-                let (hash, session_id) = entry?;
-                let hash: TokenHash = hash.as_ref().try_into().map_err(|_| {
-                    StorageError::Corrupt("a retired token key is not 32 bytes".into())
-                })?;
-                snapshot
-                    .retired_tokens
-                    .push((hash, string_of(&session_id)?));
+            for entry in s.retired_chunks.iter() {
+                let (key, chunk) = entry?;
+                let session_id = retired_tokens::session_of(&key)?;
+                for hash in retired_tokens::hashes(&chunk) {
+                    retired.insert((hash, session_id.to_string()));
+                }
             }
+            // In hash order, as every backend exports them.
+            snapshot.retired_tokens = retired.into_iter().collect();
             for entry in s.signing_keys.iter() {
                 snapshot.signing_keys.push(decode(&entry?.1)?);
             }
@@ -1126,8 +1195,17 @@ impl Store for SledStore {
                 s.sessions
                     .insert(session_key(&session.user_id, &session.id), encode(session))?;
             }
+            let mut retired: std::collections::BTreeMap<&str, Vec<TokenHash>> =
+                std::collections::BTreeMap::new();
             for (hash, session_id) in &snapshot.retired_tokens {
-                s.retired_refresh.insert(hash, session_id.as_bytes())?;
+                retired.entry(session_id).or_default().push(*hash);
+            }
+            for (session_id, hashes) in retired {
+                retired_tokens::merge_into_chunk(
+                    &s.retired_chunks,
+                    &retired_tokens::chunk_key(session_id, retired_tokens::MERGED_SEQUENCE),
+                    &hashes,
+                )?;
             }
             for key in &snapshot.signing_keys {
                 s.signing_keys.insert(key.kid.as_bytes(), encode(key))?;
