@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 
+use crate::cpu_time::CpuSample;
 use crate::report::{self, Report};
 use crate::Options;
 
@@ -41,6 +42,11 @@ pub trait Scenario: Sized + Send + Sync + 'static {
     fn extra(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// The server process this scenario started, whose CPU time is reported.
+    fn server_pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// What one worker recorded during the measured window.
@@ -61,6 +67,13 @@ pub async fn run<S: Scenario>(options: &Options) -> anyhow::Result<Report> {
     );
     let measure_from = Instant::now() + options.warmup();
     let deadline = measure_from + options.duration();
+    let server_pid = scenario.server_pid();
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from).await;
+        let start = CpuSample::now(server_pid);
+        tokio::time::sleep_until(deadline).await;
+        (start, CpuSample::now(server_pid))
+    });
 
     let mut workers = JoinSet::new();
     for worker in 0..options.concurrency as usize {
@@ -108,11 +121,8 @@ pub async fn run<S: Scenario>(options: &Options) -> anyhow::Result<Report> {
             *errors.entry(kind).or_default() += count;
         }
     }
-    Ok(Report::new(
-        S::NAME,
-        options,
-        &latency_us,
-        errors,
-        scenario.extra(),
-    ))
+    let (cpu_start, cpu_end) = cpu.await?;
+    let mut report = Report::new(S::NAME, options, &latency_us, errors, scenario.extra());
+    report.cpu_us_per_op = cpu_end.per_op_since(&cpu_start, latency_us.len());
+    Ok(report)
 }

@@ -14,6 +14,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod ceiling;
+mod cpu_time;
 mod driver;
 mod http;
 mod oauth_flow;
@@ -33,7 +34,7 @@ use reqwest::Url;
 use crate::report::Report;
 use crate::scenarios::baseline::Baseline;
 use crate::scenarios::dashboard::{Dashboard, MeOnly, Mixed, RefreshOnly};
-use crate::scenarios::engine::{EngineActors, EngineRead, EngineRotate};
+use crate::scenarios::engine::{EngineActors, EngineRead, EngineRotate, EngineSign};
 use crate::scenarios::extension::Extension;
 use crate::scenarios::forgot_password::ForgotPassword;
 use crate::scenarios::get_session::GetSession;
@@ -71,6 +72,8 @@ enum ScenarioName {
     EngineRotate,
     /// In-process engine: session liveness reads.
     EngineRead,
+    /// In-process engine: access tokens signed (the EdDSA cost of every refresh and login).
+    EngineSign,
     /// In-process engine: RSS per live actor and RSS under a bounded live set.
     EngineActors,
     /// Dashboard: each user logs in once, then loops cookie refresh and `/me` (release server, durable).
@@ -154,6 +157,7 @@ async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<R
         ScenarioName::Baseline => driver::run::<Baseline>(options).await,
         ScenarioName::EngineRotate => driver::run::<EngineRotate>(options).await,
         ScenarioName::EngineRead => driver::run::<EngineRead>(options).await,
+        ScenarioName::EngineSign => driver::run::<EngineSign>(options).await,
         ScenarioName::EngineActors => driver::run::<EngineActors>(options).await,
         ScenarioName::Extension => driver::run::<Extension>(options).await,
         ScenarioName::GetSession => driver::run::<GetSession>(options).await,

@@ -37,7 +37,7 @@ pub struct OAuthTarget {
     pub base: Url,
     client: Client,
     // Dropped after the server, so the server never sees its provider vanish first.
-    _server: Option<ServerProcess>,
+    server: Option<ServerProcess>,
     pub provider: OidcProvider,
 }
 
@@ -65,6 +65,11 @@ fn location(response: &reqwest::Response) -> Result<String, String> {
 }
 
 impl OAuthTarget {
+    /// The server process this target started, if it started one.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(ServerProcess::pid)
+    }
+
     pub async fn setup(options: &Options) -> anyhow::Result<OAuthTarget> {
         Self::setup_with(options, &[]).await
     }
@@ -124,7 +129,7 @@ impl OAuthTarget {
         Ok(OAuthTarget {
             base,
             client,
-            _server: server,
+            server,
             provider,
         })
     }

@@ -11,6 +11,7 @@ use std::fmt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cpu_time::CpuPerOp;
 use crate::Options;
 
 /// The histogram every worker records into: microseconds, 1 us ..= 60 s, 3 sig figs.
@@ -33,6 +34,9 @@ pub struct Report {
     pub errors: Errors,
     pub throughput_per_s: f64,
     pub latency_ms: Latency,
+    /// CPU microseconds per successful operation, load generator and server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_op: Option<CpuPerOp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra: Option<serde_json::Value>,
     /// This run's throughput divided by the baseline's measured in the same process.
@@ -86,6 +90,7 @@ impl Report {
                 p999: at(0.999),
                 max: ms(latency_us.max()),
             },
+            cpu_us_per_op: None,
             extra,
             ratio_to_baseline: None,
         }
@@ -122,6 +127,13 @@ impl fmt::Display for Report {
             "               {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
             l.p50, l.p90, l.p99, l.p999, l.max
         )?;
+        if let Some(cpu) = &self.cpu_us_per_op {
+            write!(f, "  cpu us/op    load generator {:.1}", cpu.load_generator)?;
+            if let Some(server) = cpu.server {
+                write!(f, ", server {server:.1}")?;
+            }
+            writeln!(f)?;
+        }
         if let Some(extra) = &self.extra {
             writeln!(f, "  extra        {extra}")?;
         }

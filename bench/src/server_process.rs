@@ -24,6 +24,11 @@ pub fn default_server_bin() -> PathBuf {
 }
 
 impl ServerProcess {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts the server and waits until `/readyz` answers 200.
     pub async fn spawn(bin: &Path, env: &[(&str, &str)]) -> anyhow::Result<ServerProcess> {
         Self::spawn_with_config(bin, None, env).await

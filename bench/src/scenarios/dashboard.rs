@@ -106,7 +106,7 @@ pub struct Dashboard<L: Loop> {
     stats: Vec<Mutex<OpStats>>,
     measure_from: Instant,
     duration_s: u64,
-    _server: Option<ServerProcess>,
+    server: Option<ServerProcess>,
     _loop: PhantomData<L>,
 }
 
@@ -351,7 +351,7 @@ impl<L: Loop> Scenario for Dashboard<L> {
             // The driver starts its clock right after setup returns.
             measure_from: Instant::now() + options.warmup(),
             duration_s: options.duration,
-            _server: server,
+            server,
             _loop: PhantomData,
         })
     }
@@ -397,5 +397,9 @@ impl<L: Loop> Scenario for Dashboard<L> {
             figures["me_latency_ms"] = latency(&me);
         }
         Some(figures)
+    }
+
+    fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(ServerProcess::pid)
     }
 }

@@ -7,6 +7,9 @@
 //!   after the group-commit flush.
 //! - `engine-read`: session reads per second (the liveness check behind every
 //!   bearer request), spread over all users.
+//! - `engine-sign`: access tokens signed per second (EdDSA, the claims of a
+//!   dashboard token): the one piece of CPU every refresh and login pays that
+//!   no change here can remove, measured alone.
 //! - `engine-actors`: RSS per live actor (all users activated at once), then a
 //!   loop touching users at random with `max_live_actors` at a tenth of them,
 //!   sampling RSS: it stays flat while passivation holds the live set at its bound.
@@ -150,6 +153,40 @@ impl Scenario for EngineRotate {
 
     fn extra(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({ "users": self.users.len(), "durability": "group_commit" }))
+    }
+}
+
+pub struct EngineSign {
+    engine: Engine,
+    roles: Vec<String>,
+    _dir: TempDir,
+}
+
+impl Scenario for EngineSign {
+    const NAME: &'static str = "engine-sign";
+
+    async fn setup(_options: &Options) -> anyhow::Result<Self> {
+        let (engine, dir) = engine(false, 1_000).await?;
+        Ok(EngineSign {
+            engine,
+            roles: vec!["user".to_string()],
+            _dir: dir,
+        })
+    }
+
+    async fn step(&self, worker: usize, iteration: u64) -> Result<(), String> {
+        let subject = format!("user-{worker}-{iteration}");
+        let (token, _) = self.engine.mint_access_token(
+            &subject,
+            Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"),
+            tachigo_engine::access_token::AUDIENCE_DASHBOARD,
+            &self.roles,
+            serde_json::Map::new(),
+        );
+        if token.split('.').count() != 3 {
+            return Err("not a compact JWS".into());
+        }
+        Ok(())
     }
 }
 

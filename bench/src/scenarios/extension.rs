@@ -34,7 +34,7 @@ pub struct Extension {
     key: EncodingKey,
     header: Header,
     users: u64,
-    _server: Option<ServerProcess>,
+    server: Option<ServerProcess>,
 }
 
 impl Scenario for Extension {
@@ -71,7 +71,7 @@ impl Scenario for Extension {
             key: EncodingKey::from_secret(&decoded),
             header: Header::new(Algorithm::HS256),
             users: options.users.unwrap_or(DEFAULT_USERS).max(1),
-            _server: server,
+            server,
         })
     }
 
@@ -81,6 +81,10 @@ impl Scenario for Extension {
 
     fn extra(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({ "users": self.users }))
+    }
+
+    fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(ServerProcess::pid)
     }
 }
 

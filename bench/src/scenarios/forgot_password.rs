@@ -92,7 +92,7 @@ pub struct ForgotPassword {
     measure_from: Instant,
     duration_s: u64,
     setup_s: f64,
-    _server: Option<ServerProcess>,
+    server: Option<ServerProcess>,
 }
 
 fn class_histogram() -> Histogram<u64> {
@@ -266,7 +266,7 @@ impl Scenario for ForgotPassword {
             measure_from: Instant::now() + options.warmup(),
             duration_s: options.duration,
             setup_s,
-            _server: server,
+            server,
         })
     }
 
@@ -372,5 +372,9 @@ impl Scenario for ForgotPassword {
             });
         }
         Some(figures)
+    }
+
+    fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(ServerProcess::pid)
     }
 }

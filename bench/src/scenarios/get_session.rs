@@ -24,7 +24,7 @@ pub struct GetSession {
     url: Url,
     cookies: Vec<HeaderValue>,
     setup_s: f64,
-    _target: OAuthTarget,
+    target: OAuthTarget,
 }
 
 impl Scenario for GetSession {
@@ -40,7 +40,7 @@ impl Scenario for GetSession {
             url: target.base.join("/api/auth/get-session")?,
             cookies,
             setup_s: started.elapsed().as_secs_f64(),
-            _target: target,
+            target,
         })
     }
 
@@ -59,5 +59,9 @@ impl Scenario for GetSession {
 
     fn extra(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({ "users": self.cookies.len(), "setup_s": self.setup_s }))
+    }
+
+    fn server_pid(&self) -> Option<u32> {
+        self.target.server_pid()
     }
 }

@@ -40,4 +40,8 @@ impl Scenario for OAuthCallback {
     fn extra(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({ "users": self.users }))
     }
+
+    fn server_pid(&self) -> Option<u32> {
+        self.target.server_pid()
+    }
 }

@@ -31,7 +31,7 @@ pub struct ProviderToken {
     url: Url,
     cookies: Vec<HeaderValue>,
     setup_s: f64,
-    _target: OAuthTarget,
+    target: OAuthTarget,
     _keys: tempfile::TempDir,
 }
 
@@ -67,7 +67,7 @@ impl Scenario for ProviderToken {
             url: target.base.join("/api/auth/get-access-token")?,
             cookies,
             setup_s: started.elapsed().as_secs_f64(),
-            _target: target,
+            target,
             _keys: keys,
         })
     }
@@ -90,5 +90,9 @@ impl Scenario for ProviderToken {
 
     fn extra(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({ "users": self.cookies.len(), "setup_s": self.setup_s }))
+    }
+
+    fn server_pid(&self) -> Option<u32> {
+        self.target.server_pid()
     }
 }

@@ -80,7 +80,7 @@ pub struct Siwe {
     nonce_url: Url,
     verify_url: Url,
     wallets: Vec<Wallet>,
-    _server: Option<ServerProcess>,
+    server: Option<ServerProcess>,
 }
 
 impl Scenario for Siwe {
@@ -107,7 +107,7 @@ impl Scenario for Siwe {
             nonce_url: base.join("/api/auth/siwe/nonce")?,
             verify_url: base.join("/api/auth/siwe/verify")?,
             wallets: (0..users).map(|_| Wallet::random()).collect(),
-            _server: server,
+            server,
         })
     }
 
@@ -143,5 +143,9 @@ impl Scenario for Siwe {
 
     fn extra(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({ "users": self.wallets.len() }))
+    }
+
+    fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(ServerProcess::pid)
     }
 }

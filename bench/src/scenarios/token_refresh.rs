@@ -123,7 +123,7 @@ pub struct TokenRefresh {
     id_tokens: AtomicU64,
     refreshes: AtomicU64,
     setup_s: f64,
-    _server: Option<ServerProcess>,
+    server: Option<ServerProcess>,
 }
 
 /// A distinct client address per virtual user (sent as `X-Forwarded-For`).
@@ -330,7 +330,7 @@ impl Scenario for TokenRefresh {
             id_tokens: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             setup_s: started.elapsed().as_secs_f64(),
-            _server: server,
+            server,
         })
     }
 
@@ -363,5 +363,9 @@ impl Scenario for TokenRefresh {
             "id_token_share": if refreshes == 0 { 0.0 } else { id_tokens as f64 / refreshes as f64 },
             "setup_s": self.setup_s,
         }))
+    }
+
+    fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(ServerProcess::pid)
     }
 }

@@ -29,9 +29,6 @@ pub use group_commit::Durability;
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
-    /// Shared by every handle and by the flusher thread, which drops it only
-    /// after its own database handle: see [`Store::release_watch`].
-    handles: Arc<DirLock>,
     durability: Durability,
     /// Whether the last flush succeeded (always true without group commit).
     healthy: Arc<AtomicBool>,
@@ -66,6 +63,10 @@ pub struct SledStore {
     stored_oauth2_grants: Arc<AtomicUsize>,
     /// `provider \0 subject` (as `accounts`) → [`ProviderTokensRecord`].
     provider_tokens: Tree,
+    /// Shared by every handle and by the flusher thread, which drops it only
+    /// after its own database handle: see [`Store::release_watch`]. Declared
+    /// last, so a handle lets go of it only after its database and trees.
+    handles: Arc<DirLock>,
 }
 
 /// What the transaction of [`SledStore::put_oauth2_grant`] found.
@@ -117,6 +118,28 @@ fn string_of(bytes: &[u8]) -> Result<String, StorageError> {
     String::from_utf8(bytes.to_vec()).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
+/// Opens sled in `path`, whose [`DirLock`] the caller holds. So whoever still
+/// holds sled's own lock is a handle of this process that is letting go (a
+/// sled IO thread finishing its last write), and a failure is retried briefly.
+fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
+    let config = sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        // The flusher below owns durability; sled's own timer would only add fsyncs.
+        .flush_every_ms(None);
+    let mut attempts = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(_)) if attempts < 20 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the database in `path` (blocking). A lock held by a
     /// process that is just exiting is waited for briefly; one still held after
@@ -126,12 +149,7 @@ impl SledStore {
         std::fs::create_dir_all(path).map_err(|e| StorageError::Sled(e.into()))?;
         // Ours first: only its holder ever asks sled for sled's own lock.
         let lock = DirLock::acquire(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            // The flusher below owns durability; sled's own timer would only add fsyncs.
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_sled(path)?;
         let handles = Arc::new(lock);
         let healthy = Arc::new(AtomicBool::new(true));
         let durability = if durable {
