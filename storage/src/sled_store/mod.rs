@@ -1213,18 +1213,13 @@ impl Store for SledStore {
                 s.sessions
                     .insert(session_key(&session.user_id, &session.id), encode(session))?;
             }
-            let mut retired: std::collections::BTreeMap<&str, Vec<TokenHash>> =
-                std::collections::BTreeMap::new();
-            for (hash, session_id) in &snapshot.retired_tokens {
-                retired.entry(session_id).or_default().push(*hash);
-            }
-            for (session_id, hashes) in retired {
-                retired_tokens::merge_into_chunk(
-                    &s.retired_chunks,
-                    &retired_tokens::chunk_key(session_id, retired_tokens::MERGED_SEQUENCE),
-                    &hashes,
-                )?;
-            }
+            retired_tokens::merge_retired(
+                &s.retired_chunks,
+                snapshot
+                    .retired_tokens
+                    .iter()
+                    .map(|(hash, session_id)| (*hash, session_id.as_str())),
+            )?;
             for key in &snapshot.signing_keys {
                 s.signing_keys.insert(key.kid.as_bytes(), encode(key))?;
             }

@@ -110,7 +110,7 @@ pub fn session_of(chunk_key: &[u8]) -> Result<&str, StorageError> {
 }
 
 /// Adds `new` to the chunk at `key`, keeping what it holds and no duplicate.
-pub fn merge_into_chunk(chunks: &Tree, key: &[u8], new: &[TokenHash]) -> Result<(), StorageError> {
+fn merge_into_chunk(chunks: &Tree, key: &[u8], new: &[TokenHash]) -> Result<(), StorageError> {
     loop {
         let old = chunks.get(key)?;
         let mut value = old.as_deref().unwrap_or_default().to_vec();
@@ -125,6 +125,26 @@ pub fn merge_into_chunk(chunks: &Tree, key: &[u8], new: &[TokenHash]) -> Result<
     }
 }
 
+/// Adds retired `(hash, session id)` pairs to each session's chunk at
+/// [`MERGED_SEQUENCE`] (one write per session); returns how many there were.
+pub fn merge_retired<S: AsRef<str> + Ord>(
+    chunks: &Tree,
+    retired: impl IntoIterator<Item = (TokenHash, S)>,
+) -> Result<usize, StorageError> {
+    let mut by_session: BTreeMap<S, Vec<TokenHash>> = BTreeMap::new();
+    for (hash, session_id) in retired {
+        by_session.entry(session_id).or_default().push(hash);
+    }
+    for (session_id, hashes) in &by_session {
+        merge_into_chunk(
+            chunks,
+            &chunk_key(session_id.as_ref(), MERGED_SEQUENCE),
+            hashes,
+        )?;
+    }
+    Ok(by_session.values().map(Vec::len).sum())
+}
+
 /// Moves the index of earlier builds (hash → session id), if this database has
 /// one, into chunks, then drops it. Safe to repeat after a crash: merging is
 /// idempotent, and the old index goes only once everything is in chunks.
@@ -133,7 +153,7 @@ pub fn migrate_legacy_index(db: &sled::Db, chunks: &Tree) -> Result<usize, Stora
         return Ok(0);
     }
     let legacy = db.open_tree(LEGACY_INDEX)?;
-    let mut by_session: BTreeMap<String, Vec<TokenHash>> = BTreeMap::new();
+    let mut retired = Vec::new();
     for entry in legacy.iter() {
         let (hash, session_id) = entry?;
         let hash: TokenHash = hash.as_ref().try_into().map_err(|_| {
@@ -142,12 +162,9 @@ pub fn migrate_legacy_index(db: &sled::Db, chunks: &Tree) -> Result<usize, Stora
         let session_id = String::from_utf8(session_id.to_vec()).map_err(|_| {
             StorageError::Corrupt("a retired token's session id is not UTF-8".into())
         })?;
-        by_session.entry(session_id).or_default().push(hash);
+        retired.push((hash, session_id));
     }
-    let moved = by_session.values().map(Vec::len).sum();
-    for (session_id, hashes) in &by_session {
-        merge_into_chunk(chunks, &chunk_key(session_id, MERGED_SEQUENCE), hashes)?;
-    }
+    let moved = merge_retired(chunks, retired)?;
     db.flush()?;
     drop(legacy);
     db.drop_tree(LEGACY_INDEX)?;
