@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use tachigo_engine::cluster::ClusterSettings;
 use tachigo_engine::config::{deployment, Config, DurabilityMode};
 use tachigo_engine::Engine;
 use tachigo_frontends::common::connection::ConnectionLimits;
@@ -65,7 +66,14 @@ pub async fn start_on(
     if config.storage.durability == DurabilityMode::None {
         tracing::warn!("storage.durability = \"none\": acknowledged writes can be lost; use only for throw-away benchmarks");
     }
+    let cluster = ClusterSettings::from_config(&config).context("reading [cluster]")?;
     let engine = Engine::open(&config).await.context("opening storage")?;
+    if let Some(cluster) = cluster {
+        engine
+            .start_cluster(cluster)
+            .await
+            .context("joining the cluster")?;
+    }
     engine
         .start_mail_delivery()
         .context("starting mail delivery")?;
@@ -152,6 +160,9 @@ impl RunningServer {
     /// Stops accepting, drains in-flight requests, stops the actors, flushes storage.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.ready.store(false, Ordering::Release);
+        // In a cluster, first hand this node's users to the others: requests
+        // still in flight here are forwarded to them while the listeners drain.
+        self.engine.leave_cluster().await;
         let _ = self.stop.send(true);
         // Each listener drains its connections for at most DRAIN_LIMIT, then
         // closes what is left, so a client holding a connection open cannot
@@ -169,6 +180,20 @@ impl RunningServer {
         }
         tracing::info!("tachigo-auth stopped cleanly");
         Ok(())
+    }
+}
+
+impl RunningServer {
+    /// Resolves with the reason once this node must stop on its own (in a
+    /// cluster: a peer refused its settings before it joined); never otherwise.
+    pub async fn failure(&self) -> String {
+        match self.engine.cluster_failure() {
+            Some(mut failure) => match failure.wait_for(|f| f.is_some()).await {
+                Ok(reason) => reason.clone().unwrap_or_default(),
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
     }
 }
 

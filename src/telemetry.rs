@@ -19,9 +19,13 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the log subscriber. `RUST_LOG` overrides the default `info` level.
+/// Installs the log subscriber. `RUST_LOG` overrides the default: `info`,
+/// with ractor_cluster's own lines at `error` (it logs every node session that
+/// opens and closes, which a stranger dialling the node port could repeat
+/// without bound; the cluster module logs what matters, rate-limited).
 pub fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,ractor_cluster=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -9,6 +9,7 @@ mod support;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
+use support::client_for;
 use support::process::ServerChild;
 
 /// Sign-up on, and client addresses taken from `X-Forwarded-For`, so each simulated
@@ -17,20 +18,6 @@ const SERVER_ENV: &[(&str, &str)] = &[
     ("TACHIGO__DASHBOARD__ALLOW_SIGNUP", "true"),
     ("TACHIGO__SERVER__TRUST_PROXY", "true"),
 ];
-
-/// A client that presents itself as coming from `192.0.2.<i>` (TEST-NET-1; a header only).
-fn client_for(i: usize) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        "x-forwarded-for",
-        format!("192.0.2.{}", i % 250 + 1).parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .no_proxy()
-        .build()
-        .unwrap()
-}
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> reqwest::Response {
     client.post(url).json(&body).send().await.unwrap()

@@ -3,7 +3,7 @@
 //! (`"<client id> <scope> <scope>…"`), so that every session list can say
 //! which client holds it and a token of one client is refused to another.
 
-use crate::messages::{CreatedSession, NewSession, RefreshHolder, Rotated, UserMsg};
+use crate::messages::{CreatedSession, NewSession, RefreshHolder, Rotated, UserRequest};
 use crate::model::{Session, Surface};
 use crate::opaque_token;
 use crate::{Engine, EngineError};
@@ -54,11 +54,13 @@ impl Engine {
             context: Some(context(&start.client_id, &start.scope)),
         };
         let created = self
-            .call(user_id, |reply| UserMsg::CreateSession {
-                new: new.clone(),
-                app_idle_ttl_ms: Some(start.refresh_idle_ttl_ms),
-                reply,
-            })
+            .call::<Result<CreatedSession, EngineError>>(
+                user_id,
+                UserRequest::CreateSession {
+                    new: new.clone(),
+                    app_idle_ttl_ms: Some(start.refresh_idle_ttl_ms),
+                },
+            )
             .await??;
         self.shared
             .owners
@@ -86,12 +88,14 @@ impl Engine {
             idle_ttl_ms: refresh_idle_ttl_ms,
         };
         let rotated = self
-            .call(&user_id, |reply| UserMsg::Rotate {
-                session_id: parsed.session_id.to_string(),
-                presented: parsed.hash,
-                holder: holder.clone(),
-                reply,
-            })
+            .call(
+                &user_id,
+                UserRequest::Rotate {
+                    session_id: parsed.session_id.to_string(),
+                    presented: parsed.hash,
+                    holder: holder.clone(),
+                },
+            )
             .await?;
         match rotated {
             Err(EngineError::UserNotFound) => Err(EngineError::InvalidRefreshToken),
@@ -118,12 +122,14 @@ impl Engine {
             idle_ttl_ms: 0,
         };
         let ended = self
-            .call(&user_id, |reply| UserMsg::Logout {
-                session_id: parsed.session_id.to_string(),
-                presented: parsed.hash,
-                holder: holder.clone(),
-                reply,
-            })
+            .call(
+                &user_id,
+                UserRequest::Logout {
+                    session_id: parsed.session_id.to_string(),
+                    presented: parsed.hash,
+                    holder: holder.clone(),
+                },
+            )
             .await?;
         match ended {
             Err(EngineError::UserNotFound) => Ok(false),
@@ -145,12 +151,14 @@ impl Engine {
         };
         let holder = RefreshHolder::AnyApp;
         let inspected = self
-            .call(&user_id, |reply| UserMsg::InspectRefresh {
-                session_id: parsed.session_id.to_string(),
-                presented: parsed.hash,
-                holder: holder.clone(),
-                reply,
-            })
+            .call(
+                &user_id,
+                UserRequest::InspectRefresh {
+                    session_id: parsed.session_id.to_string(),
+                    presented: parsed.hash,
+                    holder: holder.clone(),
+                },
+            )
             .await?;
         match inspected {
             Err(EngineError::UserNotFound) => Ok(None),

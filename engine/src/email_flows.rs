@@ -11,7 +11,7 @@ use tachigo_storage::{EmailTokenPurpose, EmailTokenRecord, UserRecord};
 
 use crate::engine::normalize_email;
 use crate::mail::MailKind;
-use crate::messages::{RevokeScope, UserChange, UserMsg};
+use crate::messages::{RevokeScope, UserChange, UserRequest};
 use crate::model::User;
 use crate::user_actor::password_stamp;
 use crate::{opaque_token, password, Engine, EngineError};
@@ -29,8 +29,8 @@ const MAX_IMAGE_BYTES: usize = 2048;
 pub fn check_profile(name: Option<&str>, image: Option<&str>) -> Result<(), EngineError> {
     if name.is_some_and(|n| n.trim().chars().count() > MAX_NAME_CHARS) {
         return Err(EngineError::InvalidProfile {
-            field: "name",
-            reason: "the name is longer than 256 characters",
+            field: "name".into(),
+            reason: "the name is longer than 256 characters".into(),
         });
     }
     if let Some(image) = image {
@@ -38,8 +38,8 @@ pub fn check_profile(name: Option<&str>, image: Option<&str>) -> Result<(), Engi
             && url::Url::parse(image).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
         if !ok {
             return Err(EngineError::InvalidProfile {
-                field: "image",
-                reason: "the image must be an http(s) URL of at most 2048 bytes",
+                field: "image".into(),
+                reason: "the image must be an http(s) URL of at most 2048 bytes".into(),
             });
         }
     }
@@ -244,7 +244,7 @@ impl Engine {
     /// Deletes a user: every session ends, then the record, its email and its
     /// linked accounts go (the address and accounts can be used again). Audited.
     pub async fn delete_user(&self, user_id: &str) -> Result<(), EngineError> {
-        self.call(user_id, |reply| UserMsg::Delete { reply })
+        self.call::<Result<(), EngineError>>(user_id, UserRequest::Delete)
             .await??;
         self.shared
             .audit("user_deleted", Some(user_id), None, "")
@@ -255,15 +255,17 @@ impl Engine {
     // ----- helpers -----
 
     async fn update(&self, user_id: &str, change: UserChange) -> Result<User, EngineError> {
-        self.call(user_id, |reply| UserMsg::Update {
-            change: change.clone(),
-            reply,
-        })
+        self.call(
+            user_id,
+            UserRequest::Update {
+                change: change.clone(),
+            },
+        )
         .await?
     }
 
     async fn user_record(&self, user_id: &str) -> Result<UserRecord, EngineError> {
-        self.call(user_id, UserMsg::GetUser).await
+        self.call(user_id, UserRequest::GetUser).await
     }
 
     async fn user_by_address(&self, email: &str) -> Result<Option<UserRecord>, EngineError> {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
-use ractor::RpcReplyPort;
 use tachigo_storage::{LinkedAccount, StorageError, Store, UserRecord};
 
 use crate::access_token::AccessClaims;
@@ -57,6 +56,12 @@ pub struct EngineOptions {
     /// Seals provider tokens at rest; `None`: they are not kept. Read from
     /// the key files by [`Engine::open`] when not set here.
     pub token_cipher: Option<crate::token_cipher::TokenCipher>,
+    /// `cluster.node_name` when this node is one of several: every actor
+    /// then claims its user and fences its writes by that claim.
+    pub cluster_node: Option<String>,
+    /// `cluster.stale_read_bound`: how long a fenced actor answers reads
+    /// from memory before it finds its claim current again.
+    pub stale_read_bound_ms: i64,
 }
 
 impl EngineOptions {
@@ -82,6 +87,11 @@ impl EngineOptions {
             jwks_cache_lifetime_ms: t.jwks_cache_lifetime.as_millis_i64(),
             signing_key_rotation_ms: t.signing_key_rotation.map(|d| d.as_millis_i64()),
             token_cipher: None,
+            cluster_node: config.cluster.as_ref().map(|c| c.node_name.clone()),
+            stale_read_bound_ms: config
+                .cluster
+                .as_ref()
+                .map_or(i64::MAX, |c| c.stale_read_bound.as_millis_i64()),
         }
     }
 }
@@ -102,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) mail: Arc<crate::mail::Mail>,
     /// One provider refresh at a time per linked account.
     pub(crate) provider_refreshes: crate::provider_tokens::RefreshLocks,
+    /// Set by [`Engine::start_cluster`]: routes requests to the nodes that own their users.
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -116,6 +128,46 @@ impl Shared {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Answers a request for `user_id`'s actor: on the node that owns the
+    /// user (forwarded there, in a cluster) or here, reactivating and
+    /// redelivering when the actor was passivated (or fenced) with the
+    /// request queued. `hops`: how often the request was forwarded already.
+    pub(crate) async fn ask(
+        self: &Arc<Self>,
+        user_id: &str,
+        request: UserRequest,
+        hops: u8,
+    ) -> Result<UserReply, EngineError> {
+        for attempt in 0..16 {
+            if let Some(cluster) = self.cluster.get() {
+                if let Some(owner) = cluster.route(user_id, hops) {
+                    return cluster.forward(&owner, user_id, request, hops).await;
+                }
+            }
+            let actor = self.router.actor_for(user_id, self).await?;
+            let attempt_request = request.clone();
+            match actor
+                .call(
+                    |reply| UserMsg::Ask {
+                        request: attempt_request,
+                        reply,
+                    },
+                    None,
+                )
+                .await
+            {
+                Ok(CallResult::Success(reply)) => return Ok(reply),
+                _ => {
+                    self.router.forget(user_id, &actor);
+                    if attempt > 2 {
+                        tokio::time::sleep(Duration::from_millis(1 << attempt.min(6))).await;
+                    }
+                }
+            }
+        }
+        Err(EngineError::Unavailable)
     }
 
     /// Appends an audit event; a failure is logged, never fails the request it records.
@@ -239,6 +291,7 @@ impl Engine {
             clock,
             stopping: std::sync::atomic::AtomicBool::new(false),
             provider_refreshes: Default::default(),
+            cluster: std::sync::OnceLock::new(),
         });
         tokio::spawn(maintenance(
             Arc::downgrade(&shared),
@@ -305,6 +358,7 @@ impl Engine {
             .stopping
             .load(std::sync::atomic::Ordering::Acquire)
             && self.shared.store.is_healthy()
+            && self.shared.cluster.get().is_none_or(|c| c.is_joined())
     }
 
     /// Starts delivering queued mail in the background (the server does; operator
@@ -342,26 +396,68 @@ impl Engine {
         self.shared.views.len()
     }
 
-    /// Sends a request to the user's actor, reactivating and redelivering when the
-    /// actor was passivated with the request queued.
-    pub(crate) async fn call<R: Send + 'static>(
+    /// Sends a request to the user's actor (see [`Shared::ask`]) and takes
+    /// the reply of the type the request answers with.
+    pub(crate) async fn call<R: FromReply>(
         &self,
         user_id: &str,
-        build: impl Fn(RpcReplyPort<R>) -> UserMsg,
+        request: UserRequest,
     ) -> Result<R, EngineError> {
-        for attempt in 0..16 {
-            let actor = self.shared.router.actor_for(user_id, &self.shared).await?;
-            match actor.call(&build, None).await {
-                Ok(CallResult::Success(reply)) => return Ok(reply),
-                _ => {
-                    self.shared.router.forget(user_id, &actor);
-                    if attempt > 2 {
-                        tokio::time::sleep(Duration::from_millis(1 << attempt.min(6))).await;
-                    }
-                }
-            }
+        let reply = self.shared.ask(user_id, request, 0).await?;
+        R::from_reply(reply).ok_or_else(|| {
+            tracing::error!(user_id, "an actor answered with the wrong reply type");
+            EngineError::Unavailable
+        })
+    }
+
+    /// Joins the cluster `[cluster]` describes: starts this node's
+    /// ractor_cluster server and dials the seeds. Until a peer accepts this
+    /// node (or the join timeout passes with no seed answering),
+    /// [`Engine::is_ready`] is false.
+    pub async fn start_cluster(
+        &self,
+        settings: crate::cluster::ClusterSettings,
+    ) -> Result<(), EngineError> {
+        if self.shared.options.cluster_node.as_deref() != Some(settings.node_name.as_str()) {
+            return Err(EngineError::Config(
+                "the engine was opened without this [cluster] section".into(),
+            ));
         }
-        Err(EngineError::Unavailable)
+        let cluster = crate::cluster::Cluster::start(&self.shared, settings).await?;
+        self.shared
+            .cluster
+            .set(cluster)
+            .map_err(|_| EngineError::Config("the cluster is already started".into()))
+    }
+
+    /// A reason this node must stop (a peer refused its settings before it
+    /// joined), once there is one; `None` outside a cluster.
+    pub fn cluster_failure(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
+        self.shared.cluster.get().map(|c| c.fatal())
+    }
+
+    /// The cluster's members as this node sees them (itself included); empty
+    /// outside a cluster.
+    pub fn cluster_members(&self) -> Vec<String> {
+        self.shared
+            .cluster
+            .get()
+            .map(|c| c.members())
+            .unwrap_or_default()
+    }
+
+    /// This node's name in the cluster.
+    pub fn cluster_node(&self) -> Option<&str> {
+        self.shared.cluster.get().map(|c| c.node_name())
+    }
+
+    /// Graceful departure from the cluster (shutdown, first step): the
+    /// other members take this node's users, and requests that still reach
+    /// it are forwarded to them.
+    pub async fn leave_cluster(&self) {
+        if let Some(cluster) = self.shared.cluster.get() {
+            cluster.leave().await;
+        }
     }
 
     // ----- users -----
@@ -409,7 +505,7 @@ impl Engine {
     }
 
     pub async fn user(&self, user_id: &str) -> Result<User, EngineError> {
-        let record = self.call(user_id, UserMsg::GetUser).await?;
+        let record = self.call(user_id, UserRequest::GetUser).await?;
         Ok(User::from(&record))
     }
 
@@ -425,7 +521,7 @@ impl Engine {
             Err(_) => None,
         };
         let user = match user_id {
-            Some(id) => Some(self.call(&id, UserMsg::GetUser).await?),
+            Some(id) => Some(self.call::<UserRecord>(&id, UserRequest::GetUser).await?),
             None => None,
         };
         let phc = user.as_ref().and_then(|u| u.password_hash.as_deref());
@@ -455,13 +551,15 @@ impl Engine {
                 // Not over a password someone changed since it was read: the
                 // actor replaces the hash only while it is still `old`.
                 let replaced = self
-                    .call(&user.id, |reply| UserMsg::Update {
-                        change: UserChange::Rehash {
-                            old: old.to_string(),
-                            password_hash: new_hash.clone(),
+                    .call::<Result<User, EngineError>>(
+                        &user.id,
+                        UserRequest::Update {
+                            change: UserChange::Rehash {
+                                old: old.to_string(),
+                                password_hash: new_hash.clone(),
+                            },
                         },
-                        reply,
-                    })
+                    )
                     .await?;
                 match replaced {
                     Ok(_) => Ok::<_, EngineError>(true),
@@ -494,10 +592,12 @@ impl Engine {
         let user = self.user(user_id).await?;
         password::check_policy(password, user.email.as_deref())?;
         let hash = self.passwords.hash(password).await?;
-        self.call(user_id, |reply| UserMsg::SetPassword {
-            password_hash: hash.clone(),
-            reply,
-        })
+        self.call(
+            user_id,
+            UserRequest::SetPassword {
+                password_hash: hash.clone(),
+            },
+        )
         .await?
     }
 
@@ -595,12 +695,14 @@ impl Engine {
         email: &str,
         provider: &str,
     ) -> Result<(), EngineError> {
-        self.call(user_id, |reply| UserMsg::Update {
-            change: UserChange::TakeOverEmail {
-                email: email.to_string(),
+        self.call::<Result<User, EngineError>>(
+            user_id,
+            UserRequest::Update {
+                change: UserChange::TakeOverEmail {
+                    email: email.to_string(),
+                },
             },
-            reply,
-        })
+        )
         .await??;
         let ended = self.revoke_sessions(user_id, RevokeScope::All).await?;
         self.shared
@@ -624,10 +726,12 @@ impl Engine {
         identity: &ProviderIdentity,
     ) -> Result<User, EngineError> {
         let account = linked_account(identity, identity.email.clone(), self.now());
-        self.call(user_id, |reply| UserMsg::LinkAccount {
-            account: account.clone(),
-            reply,
-        })
+        self.call(
+            user_id,
+            UserRequest::LinkAccount {
+                account: account.clone(),
+            },
+        )
         .await?
     }
 
@@ -638,11 +742,13 @@ impl Engine {
         provider: &str,
         subject: Option<&str>,
     ) -> Result<User, EngineError> {
-        self.call(user_id, |reply| UserMsg::UnlinkAccount {
-            provider: provider.to_string(),
-            subject: subject.map(str::to_string),
-            reply,
-        })
+        self.call(
+            user_id,
+            UserRequest::UnlinkAccount {
+                provider: provider.to_string(),
+                subject: subject.map(str::to_string),
+            },
+        )
         .await?
     }
 
@@ -654,10 +760,12 @@ impl Engine {
         roles.sort();
         roles.dedup();
         let user = self
-            .call(user_id, |reply| UserMsg::SetRoles {
-                roles: roles.clone(),
-                reply,
-            })
+            .call::<Result<User, EngineError>>(
+                user_id,
+                UserRequest::SetRoles {
+                    roles: roles.clone(),
+                },
+            )
             .await??;
         self.shared
             .audit("roles_set", Some(user_id), None, &user.roles.join(","))
@@ -673,11 +781,13 @@ impl Engine {
         new: NewSession,
     ) -> Result<CreatedSession, EngineError> {
         let created = self
-            .call(user_id, |reply| UserMsg::CreateSession {
-                new: new.clone(),
-                app_idle_ttl_ms: None,
-                reply,
-            })
+            .call::<Result<CreatedSession, EngineError>>(
+                user_id,
+                UserRequest::CreateSession {
+                    new: new.clone(),
+                    app_idle_ttl_ms: None,
+                },
+            )
             .await??;
         self.shared
             .owners
@@ -705,12 +815,14 @@ impl Engine {
             .owner_of(parsed.session_id)
             .await?
             .ok_or(EngineError::InvalidRefreshToken)?;
-        self.call(&user_id, |reply| UserMsg::Rotate {
-            session_id: parsed.session_id.to_string(),
-            presented: parsed.hash,
-            holder: RefreshHolder::Dashboard,
-            reply,
-        })
+        self.call(
+            &user_id,
+            UserRequest::Rotate {
+                session_id: parsed.session_id.to_string(),
+                presented: parsed.hash,
+                holder: RefreshHolder::Dashboard,
+            },
+        )
         .await?
     }
 
@@ -723,12 +835,14 @@ impl Engine {
             return Ok(false);
         };
         let ended = self
-            .call(&user_id, |reply| UserMsg::Logout {
-                session_id: parsed.session_id.to_string(),
-                presented: parsed.hash,
-                holder: RefreshHolder::Dashboard,
-                reply,
-            })
+            .call(
+                &user_id,
+                UserRequest::Logout {
+                    session_id: parsed.session_id.to_string(),
+                    presented: parsed.hash,
+                    holder: RefreshHolder::Dashboard,
+                },
+            )
             .await?;
         match ended {
             // Another surface's token: not one of the dashboard's, nothing ends.
@@ -756,11 +870,13 @@ impl Engine {
             .await?
             .ok_or(EngineError::SessionInvalid)?;
         let read = self
-            .call(&user_id, |reply| UserMsg::ReadSession {
-                session_id: parsed.session_id.to_string(),
-                token: Some(parsed.hash),
-                reply,
-            })
+            .call(
+                &user_id,
+                UserRequest::ReadSession {
+                    session_id: parsed.session_id.to_string(),
+                    token: Some(parsed.hash),
+                },
+            )
             .await;
         match read {
             // The owner was deleted since the owner index last saw it.
@@ -846,11 +962,13 @@ impl Engine {
         // The user may be gone (or never was, for a token minted elsewhere):
         // whether the actor could not be activated or found no such session,
         // the session is not live.
-        self.call(user_id, |reply| UserMsg::ReadSession {
-            session_id: session_id.to_string(),
-            token: None,
-            reply,
-        })
+        self.call(
+            user_id,
+            UserRequest::ReadSession {
+                session_id: session_id.to_string(),
+                token: None,
+            },
+        )
         .await
         .and_then(|read| read)
         .map_err(|e| match e {
@@ -861,7 +979,7 @@ impl Engine {
 
     /// The user's live sessions on every surface, newest first.
     pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, EngineError> {
-        self.call(user_id, UserMsg::ListSessions).await
+        self.call(user_id, UserRequest::ListSessions).await
     }
 
     /// Revokes sessions of a user; returns the ids that were ended.
@@ -871,10 +989,12 @@ impl Engine {
         scope: RevokeScope,
     ) -> Result<Vec<String>, EngineError> {
         let ended = self
-            .call(user_id, |reply| UserMsg::Revoke {
-                scope: scope.clone(),
-                reply,
-            })
+            .call::<Result<Vec<String>, EngineError>>(
+                user_id,
+                UserRequest::Revoke {
+                    scope: scope.clone(),
+                },
+            )
             .await??;
         if matches!(scope, RevokeScope::All) {
             self.shared
@@ -1098,6 +1218,9 @@ impl Engine {
 
     /// Stops every actor and flushes storage.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
+        if let Some(cluster) = self.shared.cluster.get() {
+            cluster.drain().await;
+        }
         self.shared
             .stopping
             .store(true, std::sync::atomic::Ordering::Release);
@@ -1111,6 +1234,9 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.shared.store.flush().await?;
+        if let Some(cluster) = self.shared.cluster.get() {
+            cluster.stop();
+        }
         Ok(())
     }
 }

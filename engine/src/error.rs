@@ -1,9 +1,13 @@
 //! What can go wrong inside the engine, in terms a frontend can map to its contract.
 
+use std::borrow::Cow;
+
 use tachigo_storage::StorageError;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+/// Serializable, so an answer forwarded from the node that owns a user keeps
+/// its error exactly.
+#[derive(Debug, Error, serde::Serialize, serde::Deserialize)]
 pub enum EngineError {
     #[error("no such user")]
     UserNotFound,
@@ -12,7 +16,7 @@ pub enum EngineError {
     #[error("the email address is not valid")]
     InvalidEmail,
     #[error("{0}")]
-    WeakPassword(&'static str),
+    WeakPassword(Cow<'static, str>),
     #[error("role names are 1-32 characters of a-z, 0-9, '_' and '-'")]
     InvalidRole,
     #[error("invalid email or password")]
@@ -53,8 +57,8 @@ pub enum EngineError {
     /// A profile field out of bounds: which one, and why.
     #[error("{reason}")]
     InvalidProfile {
-        field: &'static str,
-        reason: &'static str,
+        field: Cow<'static, str>,
+        reason: Cow<'static, str>,
     },
     /// No `oauth.token_encryption_key_file`: provider tokens are not kept.
     #[error("this server does not keep provider tokens (no oauth.token_encryption_key_file)")]
@@ -76,6 +80,11 @@ pub enum EngineError {
     /// it could not read). The request fails with 503; nothing is assumed.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// In a cluster: another node claimed the user while this node's actor
+    /// was answering; nothing was written. The engine routes the request
+    /// again, so callers never see it.
+    #[error("another node owns this user now; try again")]
+    Fenced,
 }
 
 impl From<StorageError> for EngineError {
@@ -83,6 +92,7 @@ impl From<StorageError> for EngineError {
         match e {
             StorageError::EmailTaken => EngineError::EmailTaken,
             StorageError::AccountTaken => EngineError::AccountTaken,
+            StorageError::Fenced => EngineError::Fenced,
             other => EngineError::Storage(other.to_string()),
         }
     }

@@ -6,6 +6,7 @@ pub mod access_token;
 pub mod app_session;
 pub mod clients;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 mod email_flows;
 mod engine;

@@ -1,16 +1,16 @@
-//! The messages a [`UserActor`](crate::user_actor::UserActor) answers, and their
-//! replies. Each variant reads as a request; each carries its own reply port.
+//! The requests a [`UserActor`](crate::user_actor::UserActor) answers, and their
+//! replies. Both are plain data (serde), so the same request reaches the
+//! user's actor on this node or, in a cluster, on the node that owns the user
+//! ([`crate::cluster`]); [`UserMsg`] wraps one with its reply port.
 
 use ractor::RpcReplyPort;
-use tachigo_storage::{LinkedAccount, TokenHash};
+use tachigo_storage::{LinkedAccount, ProviderTokensRecord, TokenHash, UserRecord};
 
 use crate::model::{Session, Surface, UnixMillis, User};
 use crate::EngineError;
 
-type Reply<T> = RpcReplyPort<Result<T, EngineError>>;
-
 /// Where and how a new session starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewSession {
     pub surface: Surface,
     pub user_agent: Option<String>,
@@ -21,7 +21,7 @@ pub struct NewSession {
 
 /// A session that was just created. `token` is the opaque refresh token
 /// (dashboard) or session cookie (web); extension sessions have none.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreatedSession {
     pub session: Session,
     pub user: User,
@@ -29,7 +29,7 @@ pub struct CreatedSession {
 }
 
 /// The result of presenting a refresh token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rotated {
     pub refresh_token: String,
     pub session: Session,
@@ -39,7 +39,7 @@ pub struct Rotated {
 }
 
 /// A session found live, with its user.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SessionRead {
     pub session: Session,
     pub user: User,
@@ -57,7 +57,7 @@ pub struct Rendered {
 }
 
 /// A session as listed to its user or an operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionInfo {
     pub id: String,
     pub surface: Surface,
@@ -72,7 +72,7 @@ pub struct SessionInfo {
 }
 
 /// The OAuth 2.1 client a session belongs to, as session lists show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppClient {
     pub id: String,
     /// The registered name; the id when the client is no longer registered.
@@ -83,7 +83,7 @@ pub struct AppClient {
 /// surface or client is answered as unknown and changes nothing, so a
 /// dashboard token is no good at `/oauth2/token` and one client's token is no
 /// good to another.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RefreshHolder {
     Dashboard,
     /// A client of the OAuth 2.1 server, with the refresh idle lifetime it keeps.
@@ -96,7 +96,7 @@ pub enum RefreshHolder {
 }
 
 /// Which sessions a revocation ends.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum RevokeScope {
     One(String),
     All,
@@ -104,7 +104,7 @@ pub enum RevokeScope {
 }
 
 /// A change to a user's record (serializable, for messages between nodes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum UserChange {
     /// The holder of a mailed token proved they read `email`: verified, if it
     /// is still the user's address ([`EngineError::InvalidToken`] otherwise).
@@ -129,22 +129,22 @@ pub(crate) enum UserChange {
     },
 }
 
-pub(crate) enum UserMsg {
+/// What an actor is asked. Each variant reads as a request.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) enum UserRequest {
     /// The user's record (the engine converts it to [`User`] for replies;
     /// the password check reads its hash).
-    GetUser(RpcReplyPort<tachigo_storage::UserRecord>),
+    GetUser,
     /// `app_idle_ttl_ms`: set for an OAuth 2.1 client's session (surface
     /// `App`), whose refresh family keeps the client's idle lifetime.
     CreateSession {
         new: NewSession,
         app_idle_ttl_ms: Option<i64>,
-        reply: Reply<CreatedSession>,
     },
     Rotate {
         session_id: String,
         presented: TokenHash,
         holder: RefreshHolder,
-        reply: Reply<Rotated>,
     },
     /// The session of a refresh token that is its family's current one,
     /// without rotating: for introspection.
@@ -152,19 +152,16 @@ pub(crate) enum UserMsg {
         session_id: String,
         presented: TokenHash,
         holder: RefreshHolder,
-        reply: Reply<Option<Session>>,
     },
     /// `token`: the cookie's hash for web sessions; `None` when a signed access
     /// token already proved the caller and only liveness is asked.
     ReadSession {
         session_id: String,
         token: Option<TokenHash>,
-        reply: Reply<SessionRead>,
     },
-    ListSessions(RpcReplyPort<Vec<SessionInfo>>),
+    ListSessions,
     Revoke {
         scope: RevokeScope,
-        reply: Reply<Vec<String>>,
     },
     /// Ends the session a refresh token belongs to; `Ok(false)` when the
     /// token is not one of that family's (nothing changes), and
@@ -174,42 +171,127 @@ pub(crate) enum UserMsg {
         session_id: String,
         presented: TokenHash,
         holder: RefreshHolder,
-        reply: Reply<bool>,
     },
     LinkAccount {
         account: LinkedAccount,
-        reply: Reply<User>,
     },
     UnlinkAccount {
         provider: String,
         subject: Option<String>,
-        reply: Reply<User>,
     },
     /// Stores sealed provider tokens for one of the user's linked accounts;
     /// `Ok(false)` (nothing written) when the user no longer has it.
     KeepProviderTokens {
-        record: tachigo_storage::ProviderTokensRecord,
-        reply: Reply<bool>,
+        record: ProviderTokensRecord,
     },
     SetRoles {
         roles: Vec<String>,
-        reply: Reply<User>,
     },
     SetPassword {
         password_hash: String,
-        reply: Reply<User>,
     },
     /// A change to the user's record that needs no index.
     Update {
         change: UserChange,
-        reply: Reply<User>,
     },
     /// Ends every session, deletes the user (record, email and accounts) and stops.
-    Delete {
-        reply: Reply<()>,
+    Delete,
+}
+
+impl UserRequest {
+    /// Whether answering changes nothing: such a request may be answered
+    /// from memory, within the stale-read bound of a fenced actor.
+    pub(crate) fn is_read(&self) -> bool {
+        matches!(
+            self,
+            UserRequest::GetUser
+                | UserRequest::InspectRefresh { .. }
+                | UserRequest::ReadSession { .. }
+                | UserRequest::ListSessions
+        )
+    }
+}
+
+/// An actor's answer, one variant per reply type.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) enum UserReply {
+    User(UserRecord),
+    Created(Result<CreatedSession, EngineError>),
+    Rotated(Result<Rotated, EngineError>),
+    Inspected(Result<Option<Session>, EngineError>),
+    Read(Result<SessionRead, EngineError>),
+    Sessions(Vec<SessionInfo>),
+    SessionIds(Result<Vec<String>, EngineError>),
+    Flag(Result<bool, EngineError>),
+    Changed(Result<User, EngineError>),
+    Done(Result<(), EngineError>),
+}
+
+impl UserReply {
+    /// Whether the answer is that another node claimed the user: the actor
+    /// that produced it passivates and the request is routed again.
+    pub(crate) fn is_fenced(&self) -> bool {
+        fn fenced<T>(r: &Result<T, EngineError>) -> bool {
+            matches!(r, Err(EngineError::Fenced))
+        }
+        match self {
+            UserReply::User(_) | UserReply::Sessions(_) => false,
+            UserReply::Created(r) => fenced(r),
+            UserReply::Rotated(r) => fenced(r),
+            UserReply::Inspected(r) => fenced(r),
+            UserReply::Read(r) => fenced(r),
+            UserReply::SessionIds(r) => fenced(r),
+            UserReply::Flag(r) => fenced(r),
+            UserReply::Changed(r) => fenced(r),
+            UserReply::Done(r) => fenced(r),
+        }
+    }
+}
+
+/// A reply type that one [`UserReply`] variant carries.
+pub(crate) trait FromReply: Sized {
+    fn from_reply(reply: UserReply) -> Option<Self>;
+}
+
+macro_rules! from_reply {
+    ($($variant:ident => $ty:ty),* $(,)?) => {$(
+        impl FromReply for $ty {
+            fn from_reply(reply: UserReply) -> Option<Self> {
+                match reply {
+                    UserReply::$variant(value) => Some(value),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+from_reply! {
+    User => UserRecord,
+    Created => Result<CreatedSession, EngineError>,
+    Rotated => Result<Rotated, EngineError>,
+    Inspected => Result<Option<Session>, EngineError>,
+    Read => Result<SessionRead, EngineError>,
+    Sessions => Vec<SessionInfo>,
+    SessionIds => Result<Vec<String>, EngineError>,
+    Flag => Result<bool, EngineError>,
+    Changed => Result<User, EngineError>,
+    Done => Result<(), EngineError>,
+}
+
+/// Every request is an `Ask`; boxing it would cost an allocation per
+/// request to shrink the rare `Passivate`.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum UserMsg {
+    /// A request and where its answer goes.
+    Ask {
+        request: UserRequest,
+        reply: RpcReplyPort<UserReply>,
     },
     /// Sent by the router: stop if still idle (or unconditionally when `force`).
-    Passivate {
-        force: bool,
-    },
+    Passivate { force: bool },
 }
+
+/// Local only: a [`UserMsg`] never crosses nodes (forwarded requests travel
+/// as [`UserRequest`] inside the cluster's own envelope).
+impl ractor::Message for UserMsg {}

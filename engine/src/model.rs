@@ -10,7 +10,7 @@ use tachigo_storage as storage;
 pub type UnixMillis = i64;
 
 /// One person, whichever contract they signed in through.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: String,
     /// Lower-cased; unique across users when present.
@@ -27,7 +27,7 @@ pub struct User {
 }
 
 /// A provider identity linked to a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkedAccount {
     pub provider: String,
     pub subject: String,
@@ -36,7 +36,7 @@ pub struct LinkedAccount {
 }
 
 /// Which client contract a session belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Surface {
     Dashboard,
     Extension,
@@ -59,7 +59,7 @@ impl Surface {
 
 /// A session as a client sees it (a dashboard session's expiry is its
 /// refresh family's).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub id: String,
     pub user_id: String,

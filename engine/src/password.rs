@@ -44,12 +44,12 @@ impl Drop for QueuePlace {
 pub fn check_policy(password: &str, email: Option<&str>) -> Result<(), EngineError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(EngineError::WeakPassword(
-            "the password must have at least 8 characters",
+            "the password must have at least 8 characters".into(),
         ));
     }
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(EngineError::WeakPassword(
-            "the password must be at most 1024 bytes",
+            "the password must be at most 1024 bytes".into(),
         ));
     }
     let distinct = {
@@ -59,11 +59,13 @@ pub fn check_policy(password: &str, email: Option<&str>) -> Result<(), EngineErr
         chars.len()
     };
     if distinct < 4 {
-        return Err(EngineError::WeakPassword("the password is too repetitive"));
+        return Err(EngineError::WeakPassword(
+            "the password is too repetitive".into(),
+        ));
     }
     if email.is_some_and(|e| e.eq_ignore_ascii_case(password)) {
         return Err(EngineError::WeakPassword(
-            "the password must not be the email address",
+            "the password must not be the email address".into(),
         ));
     }
     Ok(())

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tachigo_storage::ProviderTokensRecord;
 
-use crate::messages::UserMsg;
+use crate::messages::UserRequest;
 use crate::model::LinkedAccount;
 use crate::oauth_providers::{Provider, ProviderTokens, RefreshError};
 use crate::token_cipher::{Binding, OpenError, TokenCipher, TokenField};
@@ -213,10 +213,12 @@ impl Engine {
         tokens: &ProviderTokens,
     ) -> Result<bool, EngineError> {
         let record = seal(cipher, user_id, account, tokens, self.now());
-        self.call(user_id, |reply| UserMsg::KeepProviderTokens {
-            record: record.clone(),
-            reply,
-        })
+        self.call(
+            user_id,
+            UserRequest::KeepProviderTokens {
+                record: record.clone(),
+            },
+        )
         .await?
     }
 

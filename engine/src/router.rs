@@ -202,6 +202,23 @@ impl Router {
         }
     }
 
+    /// Asks the live actors of the users `moved` picks to passivate now (in a
+    /// cluster: users another node owns after a membership change); how many.
+    pub(crate) fn passivate_where(&self, moved: impl Fn(&str) -> bool) -> usize {
+        let actors: Vec<ActorRef<UserMsg>> = {
+            let slots = self.slots.lock().expect("router lock");
+            slots
+                .iter()
+                .filter(|(user_id, _)| moved(user_id))
+                .filter_map(|(_, s)| s.actor.get().cloned())
+                .collect()
+        };
+        for actor in &actors {
+            let _ = actor.cast(UserMsg::Passivate { force: true });
+        }
+        actors.len()
+    }
+
     /// Stops every actor (shutdown).
     pub(crate) fn stop_all(&self) {
         let actors: Vec<ActorRef<UserMsg>> = {

@@ -5,13 +5,19 @@
 //! a reply that reports a change is sent only after the change is durable. The
 //! only state kept in memory alone is what may be lost safely: last-seen times and
 //! the plaintext of a just-minted refresh token, held for the grace window.
+//!
+//! In a cluster an activation first claims its user (an ownership epoch in
+//! the store) and writes only through a store fenced by that claim; a write
+//! that finds the claim superseded, or a read past the stale-read bound that
+//! does, passivates the actor and leaves the request unanswered, so the engine
+//! routes it again (see [`crate::cluster`]).
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tachigo_storage::{
-    AuditEvent, FamilyRecord, FamilyRevocation, LinkedAccount, RotationOutcome, SessionRecord,
-    Surface, TokenHash, UnixMillis, UserRecord,
+    AuditEvent, FamilyRecord, FamilyRevocation, Fence, LinkedAccount, RotationOutcome,
+    SessionRecord, Store, Surface, TokenHash, UnixMillis, UserRecord,
 };
 
 use crate::engine::Shared;
@@ -107,9 +113,27 @@ pub(crate) struct UserState {
     /// Set once the router has let this actor go: later messages are dropped
     /// unanswered, so their callers retry against the next activation.
     passivated: bool,
+    /// The store this actor writes through: fenced by `fence` in a cluster.
+    store: Arc<dyn Store>,
+    /// In a cluster: this activation's claim on the user.
+    fence: Option<Fence>,
+    /// When the claim was last found current (claimed, or checked).
+    fence_checked_at: UnixMillis,
 }
 
 impl UserState {
+    /// Until when this activation may answer reads from memory without
+    /// finding its claim current again: the cluster's stale-read bound after
+    /// the last check (for ever outside a cluster).
+    fn claim_valid_until(&self, shared: &Shared) -> UnixMillis {
+        match &self.fence {
+            Some(_) => self
+                .fence_checked_at
+                .saturating_add(shared.options.stale_read_bound_ms),
+            None => UnixMillis::MAX,
+        }
+    }
+
     fn session_mut(&mut self, id: &str) -> Option<&mut LiveSession> {
         self.sessions.iter_mut().find(|s| s.record.id == id)
     }
@@ -131,7 +155,7 @@ impl UserState {
             session,
             user: &self.user_view,
             token_hash: record.token_hash,
-            valid_until: valid_until(record, family),
+            valid_until: valid_until(record, family).min(self.claim_valid_until(shared)),
             web_update_age_ms: shared.options.web_update_age_ms,
             last_seen_at,
             activation: self.activation,
@@ -215,6 +239,22 @@ impl Actor for UserActor {
         user_id: String,
     ) -> Result<Self::State, ActorProcessingErr> {
         let store = &self.shared.store;
+        // In a cluster the claim comes first: it waits for any write of the
+        // previous owner still committing, so what is read next is final.
+        let fence = match &self.shared.options.cluster_node {
+            Some(node) => {
+                let epoch = store
+                    .claim_ownership(&user_id, node)
+                    .await
+                    .map_err(EngineError::from)?
+                    .ok_or(EngineError::UserNotFound)?;
+                Some(Fence {
+                    user_id: user_id.clone(),
+                    epoch,
+                })
+            }
+            None => None,
+        };
         let user = store
             .user(&user_id)
             .await
@@ -227,6 +267,12 @@ impl Actor for UserActor {
             activation: self.shared.next_activation(),
             sessions: Vec::new(),
             passivated: false,
+            store: match &fence {
+                Some(f) => store.fenced(f.clone()),
+                None => store.clone(),
+            },
+            fence,
+            fence_checked_at: now,
         };
         for record in store
             .sessions_of(&user_id)
@@ -267,108 +313,40 @@ impl Actor for UserActor {
         if state.passivated {
             return Ok(());
         }
+        let (request, reply) = match message {
+            UserMsg::Ask { request, reply } => (request, reply),
+            UserMsg::Passivate { force } => {
+                if self.shared.router.release(&state.user.id, &myself, force) {
+                    self.stop_now(&myself, state);
+                }
+                return Ok(());
+            }
+        };
+        if request.is_read() && !self.claim_still_holds(state).await {
+            // Dropped unanswered: the caller routes the request again.
+            self.shared.router.release(&state.user.id, &myself, true);
+            self.stop_now(&myself, state);
+            return Ok(());
+        }
+        let deleting = matches!(request, UserRequest::Delete);
         let ops = Ops {
             shared: &self.shared,
+            store: state.store.clone(),
             state,
         };
-        match message {
-            UserMsg::GetUser(reply) => {
-                let _ = reply.send(ops.state.user.clone());
-            }
-            UserMsg::CreateSession {
-                new,
-                app_idle_ttl_ms,
-                reply,
-            } => {
-                let _ = reply.send(ops.create_session(new, app_idle_ttl_ms).await);
-            }
-            UserMsg::Rotate {
-                session_id,
-                presented,
-                holder,
-                reply,
-            } => {
-                let _ = reply.send(ops.rotate(&session_id, &presented, &holder).await);
-            }
-            UserMsg::InspectRefresh {
-                session_id,
-                presented,
-                holder,
-                reply,
-            } => {
-                let _ = reply.send(ops.inspect_refresh(&session_id, &presented, &holder).await);
-            }
-            UserMsg::ReadSession {
-                session_id,
-                token,
-                reply,
-            } => {
-                let _ = reply.send(ops.read_session(&session_id, token.as_ref()).await);
-            }
-            UserMsg::ListSessions(reply) => {
-                let _ = reply.send(ops.list_sessions());
-            }
-            UserMsg::Revoke { scope, reply } => {
-                let _ = reply.send(ops.revoke(scope).await);
-            }
-            UserMsg::Logout {
-                session_id,
-                presented,
-                holder,
-                reply,
-            } => {
-                let _ = reply.send(ops.logout(&session_id, &presented, &holder).await);
-            }
-            UserMsg::LinkAccount { account, reply } => {
-                let _ = reply.send(ops.link_account(account).await);
-            }
-            UserMsg::UnlinkAccount {
-                provider,
-                subject,
-                reply,
-            } => {
-                let _ = reply.send(ops.unlink_account(&provider, subject.as_deref()).await);
-            }
-            UserMsg::KeepProviderTokens { record, reply } => {
-                let _ = reply.send(ops.keep_provider_tokens(record).await);
-            }
-            UserMsg::SetRoles { roles, reply } => {
-                let _ = reply.send(ops.update_user(|u| u.roles = roles).await);
-            }
-            UserMsg::SetPassword {
-                password_hash,
-                reply,
-            } => {
-                let _ = reply.send(
-                    ops.update_user(|u| u.password_hash = Some(password_hash))
-                        .await,
-                );
-            }
-            UserMsg::Update { change, reply } => {
-                let _ = reply.send(ops.apply_change(change).await);
-            }
-            UserMsg::Delete { reply } => {
-                let result = ops.delete().await;
-                let deleted = result.is_ok();
-                let _ = reply.send(result);
-                if deleted {
-                    self.shared.router.release(&state.user.id, &myself, true);
-                    state.withdraw_views(&self.shared);
-                    state.passivated = true;
-                    myself.stop(None);
-                }
-            }
-            UserMsg::Passivate { force } => {
-                if self
-                    .shared
-                    .router
-                    .release(&ops.state.user.id, &myself, force)
-                {
-                    state.withdraw_views(&self.shared);
-                    state.passivated = true;
-                    myself.stop(None);
-                }
-            }
+        let answer = ops.answer(request).await;
+        if answer.is_fenced() {
+            metrics::counter!("tachigo_cluster_fenced_writes_total").increment(1);
+            tracing::info!(user_id = %state.user.id, "another node claimed this user; passivating");
+            self.shared.router.release(&state.user.id, &myself, true);
+            self.stop_now(&myself, state);
+            return Ok(());
+        }
+        let deleted = deleting && matches!(answer, UserReply::Done(Ok(())));
+        let _ = reply.send(answer);
+        if deleted {
+            self.shared.router.release(&state.user.id, &myself, true);
+            self.stop_now(&myself, state);
         }
         Ok(())
     }
@@ -385,13 +363,107 @@ impl Actor for UserActor {
     }
 }
 
+impl UserActor {
+    /// Withdraws this activation's views and stops it; later messages in its
+    /// mailbox are dropped unanswered (their callers route them again).
+    fn stop_now(&self, myself: &ActorRef<UserMsg>, state: &mut UserState) {
+        state.withdraw_views(&self.shared);
+        state.passivated = true;
+        myself.stop(None);
+    }
+
+    /// In a cluster, before answering a read from memory: whether this
+    /// activation's claim is still current, checked again once the
+    /// stale-read bound has passed since the last check (views are
+    /// published again with the new deadline). Outside a cluster, always.
+    async fn claim_still_holds(&self, state: &mut UserState) -> bool {
+        let Some(fence) = &state.fence else {
+            return true;
+        };
+        let now = self.shared.now();
+        if now < state.claim_valid_until(&self.shared) {
+            return true;
+        }
+        match self.shared.store.holds_ownership(fence).await {
+            Ok(true) => {
+                state.fence_checked_at = now;
+                for index in 0..state.sessions.len() {
+                    state.republish(&self.shared, index);
+                }
+                true
+            }
+            Ok(false) => {
+                metrics::counter!("tachigo_cluster_fenced_reads_total").increment(1);
+                tracing::info!(user_id = %state.user.id, "another node claimed this user; passivating");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, user_id = %state.user.id,
+                    "could not check this node's claim on a user; passivating");
+                false
+            }
+        }
+    }
+}
+
 /// The operations of one message, with the shared context and the user's state.
 struct Ops<'a> {
     shared: &'a Shared,
     state: &'a mut UserState,
+    /// Where this actor's writes go: fenced by its claim in a cluster.
+    store: Arc<dyn Store>,
 }
 
 impl Ops<'_> {
+    /// Answers one request.
+    async fn answer(self, request: UserRequest) -> UserReply {
+        match request {
+            UserRequest::GetUser => UserReply::User(self.state.user.clone()),
+            UserRequest::CreateSession {
+                new,
+                app_idle_ttl_ms,
+            } => UserReply::Created(self.create_session(new, app_idle_ttl_ms).await),
+            UserRequest::Rotate {
+                session_id,
+                presented,
+                holder,
+            } => UserReply::Rotated(self.rotate(&session_id, &presented, &holder).await),
+            UserRequest::InspectRefresh {
+                session_id,
+                presented,
+                holder,
+            } => UserReply::Inspected(self.inspect_refresh(&session_id, &presented, &holder).await),
+            UserRequest::ReadSession { session_id, token } => {
+                UserReply::Read(self.read_session(&session_id, token.as_ref()).await)
+            }
+            UserRequest::ListSessions => UserReply::Sessions(self.list_sessions()),
+            UserRequest::Revoke { scope } => UserReply::SessionIds(self.revoke(scope).await),
+            UserRequest::Logout {
+                session_id,
+                presented,
+                holder,
+            } => UserReply::Flag(self.logout(&session_id, &presented, &holder).await),
+            UserRequest::LinkAccount { account } => {
+                UserReply::Changed(self.link_account(account).await)
+            }
+            UserRequest::UnlinkAccount { provider, subject } => {
+                UserReply::Changed(self.unlink_account(&provider, subject.as_deref()).await)
+            }
+            UserRequest::KeepProviderTokens { record } => {
+                UserReply::Flag(self.keep_provider_tokens(record).await)
+            }
+            UserRequest::SetRoles { roles } => {
+                UserReply::Changed(self.update_user(|u| u.roles = roles).await)
+            }
+            UserRequest::SetPassword { password_hash } => UserReply::Changed(
+                self.update_user(|u| u.password_hash = Some(password_hash))
+                    .await,
+            ),
+            UserRequest::Update { change } => UserReply::Changed(self.apply_change(change).await),
+            UserRequest::Delete => UserReply::Done(self.delete().await),
+        }
+    }
+
     async fn create_session(
         mut self,
         new: NewSession,
@@ -444,7 +516,7 @@ impl Ops<'_> {
             ip: new.ip,
             context: new.context,
         };
-        s.store.put_session(&record, family.as_ref()).await?;
+        self.store.put_session(&record, family.as_ref()).await?;
         metrics::counter!("tachigo_sessions_created_total", "surface" => surface.as_str())
             .increment(1);
         // The plaintext of a first refresh token is never needed for grace: only successors are.
@@ -480,7 +552,7 @@ impl Ops<'_> {
             let mut record = live.record.clone();
             record.updated_at = now;
             record.expires_at = (now + ttl).min(record.absolute_expires_at);
-            self.shared.store.put_session(&record, None).await?;
+            self.store.put_session(&record, None).await?;
             live.record = record;
             self.state.republish(self.shared, index);
         }
@@ -589,7 +661,7 @@ impl Ops<'_> {
         let retired = family.current;
         let mut next = family.clone();
         refresh_family::rotate(&mut next, successor.hash, now, idle_ttl_ms);
-        let outcome = s.store.rotate_family(&family, &next, &retired).await?;
+        let outcome = self.store.rotate_family(&family, &next, &retired).await?;
         if outcome == RotationOutcome::Conflict {
             metrics::counter!("tachigo_refresh_rotation_conflicts_total").increment(1);
             let stored = s.store.family(session_id).await?;
@@ -658,7 +730,7 @@ impl Ops<'_> {
             record.updated_at = now;
             record.expires_at =
                 (now + s.options.web_session_ttl_ms).min(record.absolute_expires_at);
-            s.store.put_session(&record, None).await?;
+            self.store.put_session(&record, None).await?;
             live.record = record;
             renewed = true;
             self.state.republish_id(s, session_id);
@@ -720,8 +792,7 @@ impl Ops<'_> {
         ids: Vec<String>,
         why: FamilyRevocation,
     ) -> Result<(), EngineError> {
-        self.shared
-            .store
+        self.store
             .remove_sessions(&self.state.user.id, &ids, why)
             .await?;
         for id in &ids {
@@ -813,7 +884,7 @@ impl Ops<'_> {
         let mut updated = user.clone();
         updated.accounts.push(account.clone());
         updated.updated_at = self.shared.now();
-        self.shared.store.link_account(&updated, &account).await?;
+        self.store.link_account(&updated, &account).await?;
         self.state.set_user(self.shared, updated);
         let detail = format!("provider {}", account.provider);
         self.shared
@@ -840,8 +911,7 @@ impl Ops<'_> {
         let mut updated = user.clone();
         let removed = updated.accounts.remove(position);
         updated.updated_at = self.shared.now();
-        self.shared
-            .store
+        self.store
             .unlink_account(&updated, &removed.provider, &removed.subject)
             .await?;
         self.state.set_user(self.shared, updated);
@@ -868,7 +938,7 @@ impl Ops<'_> {
         if !linked {
             return Ok(false);
         }
-        Ok(self.shared.store.put_provider_tokens(&record).await?)
+        Ok(self.store.put_provider_tokens(&record).await?)
     }
 
     async fn apply_change(self, change: UserChange) -> Result<User, EngineError> {
@@ -932,10 +1002,11 @@ impl Ops<'_> {
         Ops {
             shared: self.shared,
             state: &mut *self.state,
+            store: self.store.clone(),
         }
         .revoke(RevokeScope::All)
         .await?;
-        self.shared.store.delete_user(&user_id).await?;
+        self.store.delete_user(&user_id).await?;
         Ok(())
     }
 
@@ -949,8 +1020,7 @@ impl Ops<'_> {
         let now = self.shared.now();
         while let Some(removed) = updated.accounts.pop() {
             updated.updated_at = now;
-            self.shared
-                .store
+            self.store
                 .unlink_account(&updated, &removed.provider, &removed.subject)
                 .await?;
         }
@@ -966,7 +1036,7 @@ impl Ops<'_> {
         let mut updated = self.state.user.clone();
         change(&mut updated);
         updated.updated_at = self.shared.now();
-        self.shared.store.put_user(&updated).await?;
+        self.store.put_user(&updated).await?;
         self.state.set_user(self.shared, updated);
         Ok(User::clone(&self.state.user_view))
     }

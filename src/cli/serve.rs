@@ -28,7 +28,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.addr_file {
         std::fs::write(path, server.addrs.main.to_string())?;
     }
-    crate::server::termination_signal().await;
+    tokio::select! {
+        _ = crate::server::termination_signal() => {}
+        reason = server.failure() => {
+            tracing::error!(reason, "refused by the cluster; stopping");
+            server.shutdown().await?;
+            anyhow::bail!("refused by the cluster: {reason}");
+        }
+    }
     tracing::info!("termination requested; draining");
     server.shutdown().await
 }

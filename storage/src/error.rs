@@ -30,4 +30,8 @@ pub enum StorageError {
     NotEmpty(String),
     #[error("the durability flusher has stopped; the database is closing")]
     FlusherStopped,
+    /// A fenced write found that another node has claimed the user since
+    /// (see [`crate::Fence`]): nothing was written.
+    #[error("another node owns this user now; nothing was written")]
+    Fenced,
 }

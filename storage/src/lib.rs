@@ -10,6 +10,7 @@
 
 pub mod codec;
 mod error;
+mod fence;
 mod open;
 pub mod postgres;
 pub mod records;
@@ -18,6 +19,7 @@ pub mod sled_store;
 mod store;
 
 pub use error::StorageError;
+pub use fence::Fence;
 pub use open::{open, PostgresConfig, StoreConfig};
 pub use postgres::{check, redacted_url, PostgresStore, SchemaStatus};
 pub use records::*;

@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 
 use crate::records::*;
+use crate::Fence;
 use crate::{StorageError, UnixMillis};
 
 /// What a conditional family write found.
@@ -293,6 +294,23 @@ pub trait Store: Send + Sync + 'static {
         provider: &str,
         subject: &str,
     ) -> Result<Option<ProviderTokensRecord>, StorageError>;
+
+    // ----- ownership in a cluster (see [`crate::Fence`]) -----
+
+    /// Claims `user_id` for `node`: the stored epoch moves on by one (from 1
+    /// on a first claim) and is returned; `None` when there is no such user.
+    /// A claim waits for any write still committing under the previous
+    /// epoch, so once it returns, no write of the previous owner can commit.
+    async fn claim_ownership(&self, user_id: &str, node: &str)
+        -> Result<Option<i64>, StorageError>;
+
+    /// Whether `fence` is still the user's current claim.
+    async fn holds_ownership(&self, fence: &Fence) -> Result<bool, StorageError>;
+
+    /// A handle to this store whose every statement commits only while
+    /// `fence` holds, and fails with [`StorageError::Fenced`] otherwise. Meant
+    /// for the writes of one user's actor (which reads through the plain one).
+    fn fenced(&self, fence: Fence) -> std::sync::Arc<dyn Store>;
 
     // ----- moving a deployment -----
 

@@ -2,7 +2,7 @@
 //! trait, run against every backend (sled in a temporary directory, PostgreSQL
 //! in a fresh database of the test server from `tachigo-testkit`), so both
 //! behave alike. Every body asserts what the store holds after each call.
-//! PostgreSQL-only behaviour (schema versions, secrets in errors) comes last.
+//! PostgreSQL-only behaviour (schema versions, secrets in errors, fencing) comes last.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,6 +128,7 @@ conformance!(
     everything_acknowledged_survives_a_reopen,
     health_flush_and_release,
     provider_tokens_live_and_go_with_their_account,
+    claims_name_existing_users_only,
 );
 
 // ----- records -----
@@ -2149,5 +2150,138 @@ async fn provider_tokens_live_and_go_with_their_account(backend: Backend) {
     assert_eq!(
         store.export().await.unwrap().provider_tokens,
         vec![provider_tokens("b", "twitch", "2", 7)]
+    );
+}
+
+// ----- ownership claims (a cluster's fencing) -----
+
+async fn claims_name_existing_users_only(backend: Backend) {
+    let store = backend.open().await;
+    store.create_user(&user("a", None, &[])).await.unwrap();
+    let epoch = store.claim_ownership("a", "node-1").await.unwrap();
+    assert!(epoch.is_some());
+    assert_eq!(
+        store.claim_ownership("nobody", "node-1").await.unwrap(),
+        None
+    );
+    let fence = Fence {
+        user_id: "a".into(),
+        epoch: epoch.unwrap(),
+    };
+    assert!(store.holds_ownership(&fence).await.unwrap());
+    // The fenced handle of the current claim writes.
+    let fenced = store.fenced(fence);
+    fenced
+        .put_session(&session("s1", "a", T0 + 1_000), None)
+        .await
+        .unwrap();
+    assert_eq!(store.sessions_of("a").await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_move_the_epoch_and_end_with_their_user() {
+    let backend = Backend::postgres().await;
+    let store = backend.open().await;
+    store.create_user(&user("a", None, &[])).await.unwrap();
+    let epochs = [
+        store.claim_ownership("a", "node-1").await.unwrap(),
+        store.claim_ownership("a", "node-2").await.unwrap(),
+        store.claim_ownership("a", "node-1").await.unwrap(),
+    ];
+    assert_eq!(epochs, [Some(1), Some(2), Some(3)]);
+    for (epoch, holds) in [(1, false), (2, false), (3, true), (4, false)] {
+        let fence = Fence {
+            user_id: "a".into(),
+            epoch,
+        };
+        assert_eq!(
+            store.holds_ownership(&fence).await.unwrap(),
+            holds,
+            "epoch {epoch}"
+        );
+    }
+    assert!(store.delete_user("a").await.unwrap());
+    assert_eq!(store.claim_ownership("a", "node-1").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_superseded_claim_writes_nothing() {
+    let backend = Backend::postgres().await;
+    let store = backend.open().await;
+    let a = user("a", Some("a@example.com"), &[("google", "g")]);
+    store.create_user(&a).await.unwrap();
+    let s1 = session("s1", "a", T0 + 1_000);
+    let f1 = family("s1", "a", T0 + 1_000, T0 + 5_000);
+    store.put_session(&s1, Some(&f1)).await.unwrap();
+    store
+        .put_provider_tokens(&provider_tokens("a", "google", "g", 1))
+        .await
+        .unwrap();
+    let old = store.claim_ownership("a", "node-1").await.unwrap().unwrap();
+    let stale = store.fenced(Fence {
+        user_id: "a".into(),
+        epoch: old,
+    });
+    // Another node claims the user: every kind of write through the old
+    // claim fails with Fenced.
+    let new = store.claim_ownership("a", "node-2").await.unwrap().unwrap();
+    assert!(new > old);
+    let before = store.export().await.unwrap();
+
+    fn fenced<T: std::fmt::Debug>(what: &str, r: Result<T, StorageError>) {
+        assert!(matches!(r, Err(StorageError::Fenced)), "{what}: {r:?}");
+    }
+    fenced(
+        "put_session",
+        stale
+            .put_session(&session("s2", "a", T0 + 1_000), None)
+            .await,
+    );
+    fenced("put_family", stale.put_family(&rotated(&f1, hash(1))).await);
+    fenced(
+        "rotate_family",
+        stale
+            .rotate_family(&f1, &rotated(&f1, hash(2)), &f1.current)
+            .await,
+    );
+    fenced(
+        "remove_sessions",
+        stale
+            .remove_sessions("a", &["s1".to_string()], FamilyRevocation::Revoked)
+            .await,
+    );
+    let mut renamed = a.clone();
+    renamed.name = Some("Stale".into());
+    fenced("put_user", stale.put_user(&renamed).await);
+    let mut linked = a.clone();
+    linked.accounts.push(account("twitch", "t"));
+    fenced(
+        "link_account",
+        stale.link_account(&linked, &account("twitch", "t")).await,
+    );
+    fenced(
+        "unlink_account",
+        stale.unlink_account(&a, "google", "g").await,
+    );
+    fenced(
+        "put_provider_tokens",
+        stale
+            .put_provider_tokens(&provider_tokens("a", "google", "g", 9))
+            .await,
+    );
+    fenced("delete_user", stale.delete_user("a").await);
+    assert_eq!(store.export().await.unwrap(), before, "nothing changed");
+
+    // The current claim writes.
+    let current = store.fenced(Fence {
+        user_id: "a".into(),
+        epoch: new,
+    });
+    assert_eq!(
+        current
+            .rotate_family(&f1, &rotated(&f1, hash(3)), &f1.current)
+            .await
+            .unwrap(),
+        RotationOutcome::Committed
     );
 }

@@ -3,6 +3,7 @@
 //! and HTTP clients that behave like the contract's real client.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod metrics;
 pub mod oauth2;
 pub mod oauth2_provider;
@@ -147,6 +148,23 @@ pub fn browser() -> reqwest::Client {
 }
 
 /// A client without a cookie jar (a server-side caller, or a script).
+/// A client that presents itself as `192.0.2.<i>` (TEST-NET-1; a header
+/// only), so each simulated user counts as its own client for the
+/// per-address login limits of a server that trusts its proxy.
+pub fn client_for(i: usize) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-forwarded-for",
+        format!("192.0.2.{}", i % 250 + 1).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 pub fn plain_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -78,15 +78,25 @@ impl ServerChild {
 
     /// SIGKILL: no shutdown code runs.
     pub fn kill_hard(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        kill_hard(&mut self.child);
     }
 
     /// SIGTERM, and the exit status once the process has ended.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        self.child.wait().unwrap()
+        terminate(&mut self.child)
     }
+}
+
+/// SIGKILL, and waits for the process to end.
+pub fn kill_hard(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// SIGTERM, and the exit status once the process has ended.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    child.wait().unwrap()
 }

@@ -30,6 +30,11 @@ fn domain_matches(host: &str, domain: &str) -> bool {
 /// Runs every rule of the operators' contract against `config`.
 pub fn check(config: &Config) -> Verdict {
     let mut verdict = Verdict::default();
+    if config.cluster.is_some() && config.storage.backend != super::StorageBackend::Postgres {
+        verdict.errors.push(
+            "[cluster] needs storage.backend = \"postgres\": sled is one process's embedded store, which the other nodes cannot share".into(),
+        );
+    }
     for origin in &config.server.trusted_origins {
         let bare = url::Url::parse(origin)
             .ok()

@@ -376,6 +376,9 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     validate_key_rotation(t)?;
     validate_limits(&config.limits)?;
     validate_storage(&config.storage)?;
+    if let Some(cluster) = &config.cluster {
+        super::cluster::validate(cluster).map_err(|(key, problem)| invalid(key, problem))?;
+    }
     crate::clients::ClientRegistry::from_config(config)
         .map_err(|problem| invalid("clients", problem))?;
     if !config.oauth2.sign_in_url.is_empty() {

@@ -5,6 +5,7 @@
 //! file and an environment into a validated [`Config`], and [`deployment`] checks
 //! that the configured hosts and cookies can actually work together.
 
+mod cluster;
 pub mod deployment;
 mod duration;
 mod load;
@@ -17,6 +18,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use cluster::{
+    read_cluster_secret, valid_node_name, ClusterConfig, ClusterTlsConfig, MIN_CLUSTER_SECRET_BYTES,
+};
 pub use duration::ConfigDuration;
 pub use load::{load, read_postgres_url_file, ConfigError};
 pub use plain_oauth2::{FieldPaths, ProviderKind, ResponseMode, TokenAuthMethod, UserinfoFields};
@@ -39,6 +43,8 @@ pub struct Config {
     pub oauth2: OAuth2Config,
     /// The first-party clients of the OAuth 2.1 server (`[[clients]]`).
     pub clients: Vec<ClientConfig>,
+    /// `[cluster]`: present when this node is one of several.
+    pub cluster: Option<ClusterConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

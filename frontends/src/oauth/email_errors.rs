@@ -124,7 +124,7 @@ pub(crate) fn too_many_requests(route: &'static str, wait: Duration) -> ApiError
 }
 
 /// The engine's password policy beyond length (too repetitive, the address itself).
-fn weak_password(why: &'static str) -> ApiError {
+fn weak_password(why: std::borrow::Cow<'static, str>) -> ApiError {
     ApiError::bad_request("weak_password", why)
 }
 

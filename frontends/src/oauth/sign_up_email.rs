@@ -45,7 +45,7 @@ pub async fn handle(
 fn check_profile(body: &SignUpBody) -> Result<(), ApiError> {
     let image = body.image.as_deref().filter(|i| !i.is_empty());
     tachigo_engine::check_profile(Some(&body.name), image).map_err(|e| match e {
-        EngineError::InvalidProfile { field, reason } => validation_error(field, reason),
+        EngineError::InvalidProfile { field, reason } => validation_error(&field, reason),
         other => other.into(),
     })
 }

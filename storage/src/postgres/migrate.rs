@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_mail.sql")),
     (3, include_str!("migrations/0003_oauth2.sql")),
     (4, include_str!("migrations/0004_provider_tokens.sql")),
+    (5, include_str!("migrations/0005_actor_owners.sql")),
 ];
 
 /// The newest schema version this build knows.

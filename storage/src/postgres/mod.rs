@@ -27,7 +27,7 @@ use tokio_postgres::Row;
 use crate::codec::{decode, encode};
 use crate::records::*;
 use crate::store::{RotationOutcome, Snapshot, Store};
-use crate::{PostgresConfig, ReleaseWatch, StorageError, UnixMillis};
+use crate::{Fence, PostgresConfig, ReleaseWatch, StorageError, UnixMillis};
 use errors::{classify, classify_pool, violates_unique, OAUTH2_USER_CODE_UNIQUE};
 
 pub use migrate::{check, SchemaStatus, KNOWN_VERSION};
@@ -46,6 +46,9 @@ pub struct PostgresStore {
     pending_oauth_states: Arc<AtomicUsize>,
     /// This process's view of `oauth2_grants`' size, kept the same way.
     stored_oauth2_grants: Arc<AtomicUsize>,
+    /// Set on a handle made by [`Store::fenced`]: each of its statements runs
+    /// in a transaction that first finds the claim still current.
+    fence: Option<Arc<Fence>>,
 }
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -73,6 +76,7 @@ impl PostgresStore {
             healthy: Arc::new(AtomicBool::new(true)),
             pending_oauth_states: Arc::new(AtomicUsize::new(pending as usize)),
             stored_oauth2_grants: Arc::new(AtomicUsize::new(grants as usize)),
+            fence: None,
         })
     }
 
@@ -94,32 +98,51 @@ impl PostgresStore {
         result
     }
 
-    /// One cached statement, one round trip: every row.
+    /// One cached statement, one round trip: every row. On a fenced handle,
+    /// a transaction that checks the fence first (three round trips).
     async fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, StorageError> {
         self.run(async {
-            let client = self.client().await?;
-            let statement = client.prepare_cached(sql).await.map_err(classify)?;
-            client.query(&statement, params).await.map_err(classify)
+            let mut client = self.client().await?;
+            let Some(fence) = &self.fence else {
+                let statement = client.prepare_cached(sql).await.map_err(classify)?;
+                return client.query(&statement, params).await.map_err(classify);
+            };
+            let tx = client.transaction().await.map_err(classify)?;
+            check_fence(&tx, fence).await?;
+            let statement = tx.prepare_cached(sql).await.map_err(classify)?;
+            let rows = tx.query(&statement, params).await.map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok(rows)
         })
         .await
     }
 
-    /// One cached statement, one round trip: at most one row.
+    /// As [`PostgresStore::query`]: at most one row.
     async fn query_opt(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, StorageError> {
-        self.run(async {
-            let client = self.client().await?;
-            let statement = client.prepare_cached(sql).await.map_err(classify)?;
-            client.query_opt(&statement, params).await.map_err(classify)
-        })
-        .await
+        let mut rows = self.query(sql, params).await?;
+        if rows.len() > 1 {
+            return Err(StorageError::Backend(format!(
+                "a query for at most one row returned {}",
+                rows.len()
+            )));
+        }
+        Ok(rows.pop())
     }
 
-    /// One cached statement, one round trip: how many rows it changed.
+    /// As [`PostgresStore::query`]: how many rows it changed.
     async fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, StorageError> {
         self.run(async {
-            let client = self.client().await?;
-            let statement = client.prepare_cached(sql).await.map_err(classify)?;
-            client.execute(&statement, params).await.map_err(classify)
+            let mut client = self.client().await?;
+            let Some(fence) = &self.fence else {
+                let statement = client.prepare_cached(sql).await.map_err(classify)?;
+                return client.execute(&statement, params).await.map_err(classify);
+            };
+            let tx = client.transaction().await.map_err(classify)?;
+            check_fence(&tx, fence).await?;
+            let statement = tx.prepare_cached(sql).await.map_err(classify)?;
+            let changed = tx.execute(&statement, params).await.map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok(changed)
         })
         .await
     }
@@ -187,6 +210,27 @@ fn saturating_decrement(count: &AtomicUsize, by: usize) {
 }
 
 /// The record in column `index`.
+/// Inside a transaction: the fence's claim is still the user's, and stays so
+/// until the transaction ends (a claim by another node waits for the share
+/// lock); [`StorageError::Fenced`] otherwise.
+async fn check_fence(
+    tx: &deadpool_postgres::Transaction<'_>,
+    fence: &Fence,
+) -> Result<(), StorageError> {
+    let statement = tx
+        .prepare_cached("SELECT 1 FROM actor_owners WHERE user_id = $1 AND epoch = $2 FOR SHARE")
+        .await
+        .map_err(classify)?;
+    match tx
+        .query_opt(&statement, &[&fence.user_id, &fence.epoch])
+        .await
+        .map_err(classify)?
+    {
+        Some(_) => Ok(()),
+        None => Err(StorageError::Fenced),
+    }
+}
+
 fn record<T: serde::de::DeserializeOwned>(row: &Row, index: usize) -> Result<T, StorageError> {
     decode(row.get::<_, &[u8]>(index))
 }
@@ -565,6 +609,9 @@ impl Store for PostgresStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(classify)?;
+            if let Some(fence) = &self.fence {
+                check_fence(&tx, fence).await?;
+            }
             let lock = tx
                 .prepare_cached(
                     "SELECT record FROM families WHERE session_id = ANY($1) ORDER BY session_id
@@ -1105,6 +1152,45 @@ impl Store for PostgresStore {
         .await?
         .map(|row| record(&row, 0))
         .transpose()
+    }
+
+    // ----- ownership in a cluster -----
+
+    /// One statement: a first claim starts at epoch 1; a later one moves the
+    /// epoch on, waiting for the share lock of any fenced write in flight.
+    async fn claim_ownership(
+        &self,
+        user_id: &str,
+        node: &str,
+    ) -> Result<Option<i64>, StorageError> {
+        let row = self
+            .query_opt(
+                "INSERT INTO actor_owners (user_id, node, epoch)
+                 SELECT $1::text, $2::text, 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1)
+                 ON CONFLICT (user_id) DO UPDATE
+                     SET epoch = actor_owners.epoch + 1, node = EXCLUDED.node, claimed_at = now()
+                 RETURNING epoch",
+                &[&user_id, &node],
+            )
+            .await?;
+        Ok(row.map(|r| r.get::<_, i64>(0)))
+    }
+
+    async fn holds_ownership(&self, fence: &Fence) -> Result<bool, StorageError> {
+        Ok(self
+            .query_opt(
+                "SELECT 1 FROM actor_owners WHERE user_id = $1 AND epoch = $2",
+                &[&fence.user_id, &fence.epoch],
+            )
+            .await?
+            .is_some())
+    }
+
+    fn fenced(&self, fence: Fence) -> Arc<dyn Store> {
+        Arc::new(PostgresStore {
+            fence: Some(Arc::new(fence)),
+            ..self.clone()
+        })
     }
 
     // ----- moving a deployment -----

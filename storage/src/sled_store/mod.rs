@@ -1094,6 +1094,28 @@ impl Store for SledStore {
             .collect()
     }
 
+    // ----- ownership in a cluster -----
+    //
+    // A sled directory is opened by one process only (its lock), and a
+    // cluster on sled is refused by the deployment check: every claim is this
+    // process's, so no epochs are kept and a fenced handle is the store itself.
+
+    async fn claim_ownership(
+        &self,
+        user_id: &str,
+        _node: &str,
+    ) -> Result<Option<i64>, StorageError> {
+        Ok(self.users.contains_key(user_id)?.then_some(1))
+    }
+
+    async fn holds_ownership(&self, _fence: &crate::Fence) -> Result<bool, StorageError> {
+        Ok(true)
+    }
+
+    fn fenced(&self, _fence: crate::Fence) -> Arc<dyn Store> {
+        Arc::new(self.clone())
+    }
+
     // ----- moving a deployment -----
 
     // ----- provider tokens -----
