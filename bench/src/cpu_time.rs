@@ -19,7 +19,8 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     (ticks > 0).then(|| (utime + stime) as f64 / ticks as f64)
 }
 
-/// CPU seconds of this process and of the server (when the scenario spawned one).
+/// CPU seconds of this process and of the servers (when the scenario spawned
+/// any: several cluster nodes count as one sum).
 #[derive(Clone, Copy)]
 pub struct CpuSample {
     this_process: Option<f64>,
@@ -27,10 +28,18 @@ pub struct CpuSample {
 }
 
 impl CpuSample {
-    pub fn now(server_pid: Option<u32>) -> CpuSample {
+    pub fn now(server_pids: &[u32]) -> CpuSample {
+        let server = if server_pids.is_empty() {
+            None
+        } else {
+            server_pids
+                .iter()
+                .map(|&pid| cpu_seconds(pid))
+                .sum::<Option<f64>>()
+        };
         CpuSample {
             this_process: cpu_seconds(std::process::id()),
-            server: server_pid.and_then(cpu_seconds),
+            server,
         }
     }
 
@@ -54,7 +63,8 @@ pub struct CpuPerOp {
     /// This benchmark process: the load generator (and, in the in-process
     /// engine scenarios, the engine itself).
     pub load_generator: f64,
-    /// The spawned `tachigo-auth` process, when the scenario started one.
+    /// The spawned `tachigo-auth` process, when the scenario started one (all
+    /// of its processes together, for the `cluster` scenario's nodes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<f64>,
 }

@@ -47,6 +47,13 @@ pub trait Scenario: Sized + Send + Sync + 'static {
     fn server_pid(&self) -> Option<u32> {
         None
     }
+
+    /// Every server process the scenario drives (several cluster nodes), whose
+    /// CPU time is reported as one sum; [`server_pid`](Self::server_pid) unless
+    /// overridden.
+    fn server_pids(&self) -> Vec<u32> {
+        self.server_pid().into_iter().collect()
+    }
 }
 
 /// What one worker recorded during the measured window.
@@ -58,6 +65,14 @@ struct WorkerStats {
 /// Sets the scenario up, drives it for warmup + duration and returns its report.
 pub async fn run<S: Scenario>(options: &Options) -> anyhow::Result<Report> {
     let scenario = Arc::new(S::setup(options).await?);
+    run_built(scenario, options).await
+}
+
+/// [`run`] for a scenario already built, by a caller that prepares what
+/// `setup` cannot be told through `Options` (the `cluster` scenario's nodes)
+/// and reads the scenario again afterwards: drives it for warmup + duration
+/// and returns its report.
+pub async fn run_built<S: Scenario>(scenario: Arc<S>, options: &Options) -> anyhow::Result<Report> {
     eprintln!(
         "running {}: {} workers, {}s warmup + {}s measured",
         S::NAME,
@@ -67,12 +82,12 @@ pub async fn run<S: Scenario>(options: &Options) -> anyhow::Result<Report> {
     );
     let measure_from = Instant::now() + options.warmup();
     let deadline = measure_from + options.duration();
-    let server_pid = scenario.server_pid();
+    let server_pids = scenario.server_pids();
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from).await;
-        let start = CpuSample::now(server_pid);
+        let start = CpuSample::now(&server_pids);
         tokio::time::sleep_until(deadline).await;
-        (start, CpuSample::now(server_pid))
+        (start, CpuSample::now(&server_pids))
     });
 
     let mut workers = JoinSet::new();

@@ -6,7 +6,7 @@
 //! scenario means one file in `scenarios/`, one `ScenarioName` variant and one
 //! match arm in `run_scenario`. `refresh-pair` runs two scenarios side by side
 //! (`refresh_pair.rs`); `ceiling` drives the server with the external `wrk`
-//! (`ceiling.rs`).
+//! (`ceiling.rs`); `cluster` drives three nodes and then one (`cluster.rs`).
 
 /// The server's allocator (`src/main.rs`), so in-process engine scenarios
 /// measure the engine as the server runs it.
@@ -14,6 +14,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod ceiling;
+mod cluster;
 mod cpu_time;
 mod driver;
 mod http;
@@ -28,7 +29,8 @@ mod store_choice;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use reqwest::Url;
 
 use crate::report::Report;
@@ -102,6 +104,8 @@ enum ScenarioName {
     RefreshPair,
     /// `wrk` against /healthz and get-session (none, live) beside a bare warp endpoint in its own process.
     Ceiling,
+    /// get-session and dashboard-refresh round-robin over three cluster nodes on one PostgreSQL, then on one node.
+    Cluster,
     /// The bare warp endpoint alone, until killed (used by `ceiling`).
     #[value(hide = true)]
     ServeBaseline,
@@ -167,7 +171,10 @@ async fn run_scenario(name: ScenarioName, options: &Options) -> anyhow::Result<R
         ScenarioName::ProviderToken => driver::run::<ProviderToken>(options).await,
         ScenarioName::ForgotPassword => driver::run::<ForgotPassword>(options).await,
         ScenarioName::TokenRefresh => driver::run::<TokenRefresh>(options).await,
-        ScenarioName::RefreshPair | ScenarioName::Ceiling | ScenarioName::ServeBaseline => {
+        ScenarioName::RefreshPair
+        | ScenarioName::Ceiling
+        | ScenarioName::Cluster
+        | ScenarioName::ServeBaseline => {
             unreachable!("these run outside the driver (see main)")
         }
         ScenarioName::Dashboard => driver::run::<Dashboard<Mixed>>(options).await,
@@ -187,7 +194,8 @@ fn print(report: &Report, json: bool) -> anyhow::Result<()> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.scenario == ScenarioName::Baseline
         && (cli.options.url.is_some() || cli.options.users.is_some())
     {
@@ -227,12 +235,34 @@ async fn main() -> anyhow::Result<()> {
             )
             .exit();
     }
+    if cli.scenario == ScenarioName::Cluster {
+        let refusal = if cli.options.url.is_some() {
+            Some("cluster starts its own nodes: it takes no --url")
+        } else if cli.with_baseline {
+            Some("cluster compares three nodes with one in the same run: it takes no --with-baseline")
+        } else if cli.options.store == store_choice::StoreKind::Sled
+            && matches.value_source("store") == Some(ValueSource::CommandLine)
+        {
+            Some("cluster nodes share one PostgreSQL database (a cluster cannot run on sled): leave out --store or pass --store postgres")
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            Cli::command()
+                .error(ErrorKind::ArgumentConflict, refusal)
+                .exit();
+        }
+        cli.options.store = store_choice::StoreKind::Postgres;
+    }
     match cli.scenario {
         ScenarioName::ServeBaseline => return ceiling::serve_baseline().await,
         ScenarioName::Ceiling => return ceiling::run(&cli.options, cli.rounds, cli.json).await,
         _ => {}
     }
     store_choice::prepare(cli.options.store).await?;
+    if cli.scenario == ScenarioName::Cluster {
+        return cluster::run(&cli.options, cli.json).await;
+    }
     if cli.scenario == ScenarioName::RefreshPair {
         // Always with baselines: one before each scenario run.
         return refresh_pair::run(&cli.options, cli.rounds, cli.json).await;

@@ -55,6 +55,18 @@ fn set_cookie_value(response: &reqwest::Response, name: &str) -> Option<String> 
         .filter(|v| !v.is_empty())
 }
 
+/// Like a browser that is told where to go: it must not follow redirects itself.
+fn browser_client(concurrency: u32) -> anyhow::Result<Client> {
+    Ok(Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(concurrency as usize)
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
 fn location(response: &reqwest::Response) -> Result<String, String> {
     response
         .headers()
@@ -91,47 +103,63 @@ impl OAuthTarget {
             }
             None => {
                 let provider = OidcProvider::start().await;
+                let provider_env = Self::server_env(&provider);
                 let server = ServerProcess::spawn(
                     &default_server_bin(),
-                    &[
-                        (
-                            "TACHIGO__OAUTH__PROVIDERS__LOCAL__ISSUER",
-                            provider.issuer.as_str(),
-                        ),
-                        ("TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_ID", CLIENT_ID),
-                        (
-                            "TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_SECRET",
-                            CLIENT_SECRET,
-                        ),
-                        // Every sign-in of the load comes from 127.0.0.1: lift the
-                        // per-client start limit (the pending-flow cap stays).
-                        ("TACHIGO__LIMITS__OAUTH_STARTS_PER_MINUTE", "100000000"),
-                        ("TACHIGO__LIMITS__OAUTH_STARTS_BURST", "100000"),
-                    ]
-                    .into_iter()
-                    .chain(server_env.iter().copied())
-                    .collect::<Vec<_>>(),
+                    &provider_env
+                        .iter()
+                        .map(|(k, v)| (*k, v.as_str()))
+                        .chain(server_env.iter().copied())
+                        .collect::<Vec<_>>(),
                 )
                 .await?;
                 let base = Url::parse(&server.base_url)?;
                 (provider, base, Some(server))
             }
         };
-        // Like a browser that is told where to go: it must not follow redirects itself.
-        let client = Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(options.concurrency as usize)
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()?;
         Ok(OAuthTarget {
             base,
-            client,
+            client: browser_client(options.concurrency)?,
             server,
             provider,
         })
+    }
+
+    /// A target for a server the caller started (and stops) itself, already
+    /// configured with `provider` as provider `local`: the `cluster`
+    /// scenario's nodes.
+    pub fn at(base: Url, provider: OidcProvider, concurrency: u32) -> anyhow::Result<OAuthTarget> {
+        Ok(OAuthTarget {
+            base,
+            client: browser_client(concurrency)?,
+            server: None,
+            provider,
+        })
+    }
+
+    /// The settings a spawned server needs for `provider` as its provider
+    /// `local`, with the per-client limit on started sign-ins lifted (all
+    /// load comes from 127.0.0.1; the pending-flow cap stays).
+    pub fn server_env(provider: &OidcProvider) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "TACHIGO__OAUTH__PROVIDERS__LOCAL__ISSUER",
+                provider.issuer.clone(),
+            ),
+            (
+                "TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_ID",
+                CLIENT_ID.to_string(),
+            ),
+            (
+                "TACHIGO__OAUTH__PROVIDERS__LOCAL__CLIENT_SECRET",
+                CLIENT_SECRET.to_string(),
+            ),
+            (
+                "TACHIGO__LIMITS__OAUTH_STARTS_PER_MINUTE",
+                "100000000".to_string(),
+            ),
+            ("TACHIGO__LIMITS__OAUTH_STARTS_BURST", "100000".to_string()),
+        ]
     }
 
     /// Signs `users` subjects `<prefix><i>` in, 64 at a time; their

@@ -3,8 +3,13 @@
 //! Configuration is passed as `TACHIGO__SECTION__KEY` environment variables
 //! and, where a scenario needs what the environment cannot say well (such as
 //! `[[clients]]`), a TOML file given with `--config`, exactly as an operator
-//! would.
+//! would. A scenario's own variables win over the store's
+//! (`store_choice::server_env`), so one can point a server at a database of its
+//! own. [`ServerProcess::spawn_on`] listens on a port chosen beforehand, for
+//! servers whose address must be known before they start (cluster nodes share
+//! one `server.public_url`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +46,25 @@ impl ServerProcess {
         config: Option<&str>,
         env: &[(&str, &str)],
     ) -> anyhow::Result<ServerProcess> {
+        Self::start(bin, None, config, env).await
+    }
+
+    /// [`spawn`](Self::spawn) on `listen` (a loopback address with a port
+    /// taken from `tachigo_testkit::free_port`) instead of a port the OS picks.
+    pub async fn spawn_on(
+        bin: &Path,
+        listen: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ServerProcess> {
+        Self::start(bin, Some(listen), None, env).await
+    }
+
+    async fn start(
+        bin: &Path,
+        listen: Option<SocketAddr>,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ServerProcess> {
         if !bin.exists() {
             bail!(
                 "{} not found: build it first with `cargo build --release` (or pass --server-bin)",
@@ -49,9 +73,10 @@ impl ServerProcess {
         }
         let data_dir = tempfile::TempDir::new()?;
         let addr_file = data_dir.path().join("addr");
+        let listen = listen.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
         let mut command = Command::new(bin);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", &listen, "--data"])
             .arg(data_dir.path().join("data"))
             .arg("--addr-file")
             .arg(&addr_file);
@@ -65,10 +90,10 @@ impl ServerProcess {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        for (key, value) in env {
+        for (key, value) in crate::store_choice::server_env() {
             command.env(key, value);
         }
-        for (key, value) in crate::store_choice::server_env() {
+        for (key, value) in env {
             command.env(key, value);
         }
         let child = command
@@ -110,6 +135,18 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Stops every server: SIGTERM to all of them first (so they shut down
+/// side by side), then each is waited for and killed if it outlasts its grace.
+pub fn stop_all(servers: Vec<ServerProcess>) {
+    for server in &servers {
+        // SAFETY: a signal to a child this process started and has not reaped.
+        unsafe {
+            libc::kill(server.child.id() as i32, libc::SIGTERM);
+        }
+    }
+    drop(servers);
 }
 
 impl Drop for ServerProcess {

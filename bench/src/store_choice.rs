@@ -50,6 +50,11 @@ pub fn server_env() -> Vec<(&'static str, String)> {
     }
 }
 
+/// The database URL of this run, when the store is PostgreSQL.
+pub fn postgres_url() -> Option<&'static str> {
+    POSTGRES_URL.get().map(String::as_str)
+}
+
 /// `"sled"` or `"postgres"`, for the report.
 pub fn name() -> &'static str {
     if POSTGRES_URL.get().is_some() {

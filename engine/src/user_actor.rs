@@ -384,6 +384,7 @@ impl UserActor {
         if now < state.claim_valid_until(&self.shared) {
             return true;
         }
+        metrics::counter!("tachigo_cluster_claim_checks_total").increment(1);
         match self.shared.store.holds_ownership(fence).await {
             Ok(true) => {
                 state.fence_checked_at = now;

@@ -38,7 +38,7 @@ use crate::{http, ClientKind, Options};
 /// The dashboard's origin as the spawned server is told to trust it.
 pub(crate) const BENCH_ORIGIN: &str = "http://localhost:3000";
 const PASSWORD: &str = "bench password 0123456789";
-const REFRESH_COOKIE: &str = "tachigo_refresh";
+pub(crate) const REFRESH_COOKIE: &str = "tachigo_refresh";
 /// Registrations and logins in flight at once during setup (each costs an argon2id hash).
 const SETUP_PARALLELISM: usize = 8;
 
@@ -84,9 +84,9 @@ impl Loop for MeOnly {
 }
 
 /// One signed-in dashboard: its cookie and in-memory access token.
-struct VirtualUser {
-    refresh_token: String,
-    access_token: String,
+pub(crate) struct VirtualUser {
+    pub(crate) refresh_token: String,
+    pub(crate) access_token: String,
 }
 
 /// Per-operation latencies (µs) recorded inside the measured window.
@@ -138,7 +138,8 @@ fn client_ip(user: usize) -> String {
     )
 }
 
-async fn sign_up_and_in(
+/// Registers user `user` of run `run` and logs it in once.
+pub(crate) async fn sign_up_and_in(
     client: &Client,
     base: &Url,
     run: u64,
@@ -175,6 +176,29 @@ async fn sign_up_and_in(
         refresh_token,
         access_token: reply.access_token,
     })
+}
+
+/// One cookie refresh of `user` at `refresh_url` over reqwest, as the
+/// dashboard's silent refresh: `user` takes the successor cookie and the new
+/// access token. `Err` is the error kind.
+pub(crate) async fn refresh_at(
+    client: &Client,
+    refresh_url: &Url,
+    user: &Mutex<VirtualUser>,
+) -> Result<(), String> {
+    let token = user.lock().expect("user lock").refresh_token.clone();
+    let request = client
+        .post(refresh_url.clone())
+        .header("origin", BENCH_ORIGIN)
+        .header(COOKIE, format!("{REFRESH_COOKIE}={token}"));
+    let response = http::send_ok(request, "refresh status").await?;
+    let successor = refresh_cookie(&response).ok_or("refresh cookie")?;
+    let body = http::body(response).await?;
+    let reply: TokenReply = serde_json::from_slice(&body).map_err(|_| "refresh body")?;
+    let mut user = user.lock().expect("user lock");
+    user.refresh_token = successor;
+    user.access_token = reply.access_token;
+    Ok(())
 }
 
 fn latency(histogram: &Histogram<u64>) -> serde_json::Value {
@@ -255,24 +279,7 @@ impl<L: Loop> Dashboard<L> {
         if let Some(raw) = &self.raw {
             return self.refresh_raw(&raw[worker], worker).await;
         }
-        let token = self.users[worker]
-            .lock()
-            .expect("user lock")
-            .refresh_token
-            .clone();
-        let request = self
-            .client
-            .post(self.refresh_url.clone())
-            .header("origin", BENCH_ORIGIN)
-            .header(COOKIE, format!("{REFRESH_COOKIE}={token}"));
-        let response = http::send_ok(request, "refresh status").await?;
-        let successor = refresh_cookie(&response).ok_or("refresh cookie")?;
-        let body = http::body(response).await?;
-        let reply: TokenReply = serde_json::from_slice(&body).map_err(|_| "refresh body")?;
-        let mut user = self.users[worker].lock().expect("user lock");
-        user.refresh_token = successor;
-        user.access_token = reply.access_token;
-        Ok(())
+        refresh_at(&self.client, &self.refresh_url, &self.users[worker]).await
     }
 
     async fn me(&self, worker: usize) -> Result<(), String> {

@@ -1,6 +1,7 @@
 //! The load scenarios, one per file; each implements `driver::Scenario`.
 
 pub mod baseline;
+pub mod cluster;
 pub mod dashboard;
 pub mod engine;
 pub mod extension;

@@ -75,6 +75,23 @@ struct Members {
     placement: Vec<String>,
 }
 
+/// Counts one forward when it ends: answered, failed, or cancelled (the
+/// caller went away while the owner answered), so the forwarding node's
+/// count matches the owners' `tachigo_cluster_forwards_received_total`.
+struct ForwardRecord {
+    started: Instant,
+    outcome: &'static str,
+}
+
+impl Drop for ForwardRecord {
+    fn drop(&mut self) {
+        metrics::counter!("tachigo_cluster_forwarded_total", "outcome" => self.outcome)
+            .increment(1);
+        metrics::histogram!("tachigo_cluster_forward_seconds")
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
 /// A node session event, as ractor_cluster reports it.
 enum SessionEvent {
     Opened(NodeServerSessionInformation),
@@ -253,7 +270,10 @@ impl Cluster {
         request: UserRequest,
         hops: u8,
     ) -> Result<UserReply, EngineError> {
-        let started = Instant::now();
+        let mut record = ForwardRecord {
+            started: Instant::now(),
+            outcome: "cancelled",
+        };
         let message = ClusterRequest::Ask {
             user_id: user_id.to_string(),
             hops: hops + 1,
@@ -268,13 +288,10 @@ impl Cluster {
             Ok(_) => Err(EngineError::Unavailable),
             Err(e) => Err(e),
         };
-        let outcome = match &result {
+        record.outcome = match &result {
             Err(EngineError::Unavailable) => "failed",
             _ => "answered",
         };
-        metrics::counter!("tachigo_cluster_forwarded_total", "outcome" => outcome).increment(1);
-        metrics::histogram!("tachigo_cluster_forward_seconds")
-            .record(started.elapsed().as_secs_f64());
         result
     }
 
@@ -684,6 +701,7 @@ async fn join_deadline(cluster: Weak<Cluster>) {
         return;
     }
     c.joined.store(true, Ordering::Release);
-    tracing::warn!(timeout = ?timeout, seeds = ?c.settings.seeds,
+    // The first node of a cluster starting up says this every time: INFO.
+    tracing::info!(timeout = ?timeout, seeds = ?c.settings.seeds,
         "no seed answered within the join timeout; this node serves alone until peers connect");
 }
