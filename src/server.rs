@@ -53,6 +53,9 @@ pub async fn start_on(
     config: Config,
     main: Option<std::net::TcpListener>,
 ) -> anyhow::Result<RunningServer> {
+    // The recorder first: anything counted while storage opens and the node
+    // joins its cluster (members, a peer's hello) would be lost before it.
+    let metrics = tachigo_telemetry_renderer();
     let verdict = deployment::check(&config);
     for warning in &verdict.warnings {
         tracing::warn!("deployment check: {warning}");
@@ -80,7 +83,6 @@ pub async fn start_on(
     let config = Arc::new(config);
     let state = AppState::new(engine.clone(), config.clone());
     let ready = Arc::new(AtomicBool::new(false));
-    let metrics = tachigo_telemetry_renderer();
     let system = || system::mount(&state, ready.clone(), metrics.clone());
 
     let (stop, stopped) = watch::channel(false);
