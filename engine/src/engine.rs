@@ -436,21 +436,6 @@ impl Engine {
         self.shared.cluster.get().map(|c| c.fatal())
     }
 
-    /// The cluster's members as this node sees them (itself included); empty
-    /// outside a cluster.
-    pub fn cluster_members(&self) -> Vec<String> {
-        self.shared
-            .cluster
-            .get()
-            .map(|c| c.members())
-            .unwrap_or_default()
-    }
-
-    /// This node's name in the cluster.
-    pub fn cluster_node(&self) -> Option<&str> {
-        self.shared.cluster.get().map(|c| c.node_name())
-    }
-
     /// Graceful departure from the cluster (shutdown, first step): the
     /// other members take this node's users, and requests that still reach
     /// it are forwarded to them.

@@ -191,14 +191,9 @@ impl Cluster {
         tokio::spawn(run_events(Arc::downgrade(&cluster), receive));
         tokio::spawn(dial_seeds(Arc::downgrade(&cluster)));
         tokio::spawn(join_deadline(Arc::downgrade(&cluster)));
-        metrics::gauge!("tachigo_cluster_members").set(1.0);
         tracing::info!(node = %cluster.settings.node_name, %listen, seeds = ?cluster.settings.seeds,
             tls = cluster.tls.is_some(), "cluster node started");
         Ok(cluster)
-    }
-
-    pub(crate) fn node_name(&self) -> &str {
-        &self.settings.node_name
     }
 
     pub(crate) fn is_joined(&self) -> bool {
@@ -207,12 +202,6 @@ impl Cluster {
 
     pub(crate) fn fatal(&self) -> watch::Receiver<Option<String>> {
         self.fatal.subscribe()
-    }
-
-    /// The names of the members placement uses now (this node included
-    /// unless it is leaving), sorted.
-    pub(crate) fn members(&self) -> Vec<String> {
-        self.members.read().expect("members lock").placement.clone()
     }
 
     /// The member to forward a request for `user_id` to, or `None` to
